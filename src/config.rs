@@ -1,0 +1,846 @@
+//! Server configuration: a versioned TOML file → validated [`Settings`].
+//!
+//! The file is for operators (listen address, issuers, keys, store, logging). What agents may
+//! do lives in the separate, human-owned policy file (`policy/`). Every field is documented
+//! here and in `lanyard.example.toml`, which a unit test parses.
+//!
+//! Validation collects **every** error with its field path before giving up, so an operator
+//! fixes a broken file in one round. A short list of environment variables ([`ENV_VARS`])
+//! overrides deployment values and secrets; their errors name the variable.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::oauth::FormLimits;
+
+/// The only configuration version this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// Environment variables that override the file: (variable, field it overrides, meaning).
+pub const ENV_VARS: &[(&str, &str, &str)] = &[
+    ("LANYARD_CONFIG", "—", "path of the configuration file (instead of --config)"),
+    ("LANYARD_LISTEN", "server.listen", "socket address to bind"),
+    ("LANYARD_LOG", "log.level", "tracing filter, e.g. `info` or `lanyard=debug`"),
+    ("LANYARD_LOG_FORMAT", "log.format", "`json` or `pretty`"),
+    ("LANYARD_STORE_PATH", "store.path", "embedded store file"),
+    ("LANYARD_KEYS_DIR", "keys.dir", "directory holding the signing keyrings (e.g. a mounted secret)"),
+    ("LANYARD_IDP_ISSUER", "idp.issuer", "issuer identifier of the IdP role"),
+    ("LANYARD_AS_ISSUER", "authorization_server.issuer", "issuer identifier of the resource-AS role"),
+    ("LANYARD_POLICY_FILE", "policy.file", "the human-owned policy file"),
+];
+
+/// One configuration problem, with the field it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted field path (`server.listen`), or `<file>` for syntax errors.
+    pub field: String,
+    /// 1-based line in the file, when known.
+    pub line: Option<usize>,
+    /// What is wrong, in operator terms.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "line {l}: {}: {}", self.field, self.message),
+            None => write!(f, "{}: {}", self.field, self.message),
+        }
+    }
+}
+
+/// All problems found in one configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} configuration error(s):", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+// ---------------------------------------------------------------------------------------
+// The file as written (serde). Every field is optional so that validation, not serde,
+// reports what is missing — all at once.
+// ---------------------------------------------------------------------------------------
+
+/// The configuration file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Format version; must be 1.
+    pub version: Option<u32>,
+    /// HTTP listener and request limits.
+    #[serde(default)]
+    pub server: RawServer,
+    /// Logging.
+    #[serde(default)]
+    pub log: RawLog,
+    /// Where runtime state (replay marks, revocations, approvals, audit) lives.
+    #[serde(default)]
+    pub store: RawStore,
+    /// Signing keys of both issuers.
+    #[serde(default)]
+    pub keys: RawKeys,
+    /// The IdP role: issues ID-JAGs.
+    pub idp: Option<RawIssuer>,
+    /// The resource-authorization-server role: issues access tokens.
+    pub authorization_server: Option<RawIssuer>,
+    /// The human-owned policy file.
+    #[serde(default)]
+    pub policy: RawPolicy,
+}
+
+/// `[server]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Socket address to bind. Default `127.0.0.1:8080`.
+    pub listen: Option<String>,
+    /// Longest a request may take before a 503. Default `10s`.
+    pub request_timeout: Option<String>,
+    /// How long SIGTERM waits for in-flight requests. Default `20s`.
+    pub shutdown_grace: Option<String>,
+    /// Largest request body in bytes. Default 65536.
+    pub max_body_bytes: Option<usize>,
+    /// Largest assertion / token parameter in bytes. Default 16384.
+    pub max_token_bytes: Option<usize>,
+    /// Clock-skew leeway for `exp`/`iat`/`nbf`. Default `60s`, at most `5m`.
+    pub leeway: Option<String>,
+}
+
+/// `[log]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// `json` (default outside dev mode) or `pretty`.
+    pub format: Option<String>,
+    /// A tracing filter. Default `info`.
+    pub level: Option<String>,
+}
+
+/// `[store]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// `embedded` (default): a durable file store on this node.
+    pub backend: Option<String>,
+    /// The embedded store's file. Default `data/lanyard.redb`.
+    pub path: Option<String>,
+}
+
+/// `[keys]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeys {
+    /// Directory with one keyring per role (`idp/`, `as/`). Default `keys/local`.
+    pub dir: Option<String>,
+    /// Algorithm for new keys: `ES256` (default), `RS256` or `EdDSA`.
+    pub algorithm: Option<String>,
+    /// How long a rotated-in key is published before it signs. Default = `jwks_max_age`.
+    pub publish_lead: Option<String>,
+    /// `Cache-Control: max-age` of the JWKS. Default `5m`.
+    pub jwks_max_age: Option<String>,
+    /// How often the keyrings are re-read from disk. Default `5s`.
+    pub reload_interval: Option<String>,
+}
+
+/// `[idp]` or `[authorization_server]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuer {
+    /// Whether this role is served. Default true when the table is present.
+    pub enabled: Option<bool>,
+    /// The issuer identifier: https (http only on loopback), no query or fragment.
+    pub issuer: Option<String>,
+    /// Longest lifetime of a token this role issues. IdP: default and maximum `5m`.
+    /// Authorization server: ceiling over every agent and resource, default `10m`, max `1h`.
+    pub max_token_ttl: Option<String>,
+}
+
+/// `[policy]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    /// Path of the policy file. Default `policy.toml`.
+    pub file: Option<String>,
+    /// How often the file is checked for changes. Default `5s`.
+    pub reload_interval: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Validated settings.
+// ---------------------------------------------------------------------------------------
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+/// Signature algorithm of lanyard's own keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlg {
+    /// ECDSA P-256 SHA-256 (default).
+    Es256,
+    /// RSASSA-PKCS1-v1_5 SHA-256, 2048-bit keys.
+    Rs256,
+    /// Ed25519.
+    EdDsa,
+}
+
+impl SigningAlg {
+    /// The JWA name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Es256 => "ES256",
+            Self::Rs256 => "RS256",
+            Self::EdDsa => "EdDSA",
+        }
+    }
+
+    /// Parse a JWA name (case-sensitive, RFC 8725bis).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ES256" => Some(Self::Es256),
+            "RS256" => Some(Self::Rs256),
+            "EdDSA" => Some(Self::EdDsa),
+            _ => None,
+        }
+    }
+}
+
+/// Which token role an issuer plays. Separate trust domains (DESIGN, "Trust domains").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Issues ID-JAGs (RFC 8693 token exchange).
+    Idp,
+    /// Issues access tokens (RFC 7523 jwt-bearer with an ID-JAG).
+    AuthorizationServer,
+}
+
+impl Role {
+    /// Short name, also the keyring directory name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Idp => "idp",
+            Self::AuthorizationServer => "as",
+        }
+    }
+}
+
+/// One issuer this process serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerSettings {
+    /// Its role.
+    pub role: Role,
+    /// The issuer identifier exactly as configured (published byte for byte).
+    pub issuer: String,
+    /// The issuer's path with no trailing slash (`""` for a root issuer); endpoints hang
+    /// under it and the RFC 8414 §3.1 well-known URL inserts it.
+    pub path: String,
+    /// Longest lifetime of a token this issuer signs.
+    pub max_token_ttl: Duration,
+}
+
+impl IssuerSettings {
+    /// An absolute URL of an endpoint under this issuer (`token`, `jwks.json`, …).
+    pub fn endpoint(&self, name: &str) -> String {
+        format!("{}/{name}", self.issuer.trim_end_matches('/'))
+    }
+}
+
+/// The store backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSettings {
+    /// The embedded durable file store.
+    Embedded {
+        /// Its file.
+        path: PathBuf,
+    },
+}
+
+/// Key settings shared by both issuers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySettings {
+    /// Keyrings live in `dir/idp` and `dir/as`.
+    pub dir: PathBuf,
+    /// Algorithm of newly generated keys.
+    pub algorithm: SigningAlg,
+    /// A rotated-in key is published this long before it signs anything.
+    pub publish_lead: Duration,
+    /// JWKS `Cache-Control: max-age`.
+    pub jwks_max_age: Duration,
+    /// How often keyrings are re-read.
+    pub reload_interval: Duration,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// Drain time on SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Largest body.
+    pub max_body_bytes: usize,
+    /// Form limits.
+    pub form: FormLimits,
+    /// Clock-skew leeway in seconds.
+    pub leeway: u64,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+    /// Store backend.
+    pub store: StoreSettings,
+    /// Keys.
+    pub keys: KeySettings,
+    /// IdP role, if enabled.
+    pub idp: Option<IssuerSettings>,
+    /// Resource-AS role, if enabled.
+    pub authorization_server: Option<IssuerSettings>,
+    /// The policy file.
+    pub policy_file: PathBuf,
+    /// How often the policy file is checked for changes.
+    pub policy_reload_interval: Duration,
+}
+
+impl Settings {
+    /// The issuers served, IdP first.
+    pub fn issuers(&self) -> impl Iterator<Item = &IssuerSettings> {
+        self.idp.iter().chain(self.authorization_server.iter())
+    }
+}
+
+impl PartialEq for FormLimits {
+    fn eq(&self, o: &Self) -> bool {
+        self.max_token_bytes == o.max_token_bytes
+            && self.max_value_bytes == o.max_value_bytes
+            && self.max_params == o.max_params
+    }
+}
+
+/// Parse and validate a configuration text. `base` resolves relative paths (the file's
+/// directory); `env` looks up the override variables (pass `|k| std::env::var(k).ok()`).
+pub fn parse(
+    text: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, ConfigErrors> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        ConfigErrors(vec![ConfigError {
+            field: "<file>".into(),
+            line,
+            message: e.message().to_owned(),
+        }])
+    })?;
+    validate(raw, base, env, text)
+}
+
+/// Read, parse and validate a file.
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            field: "<file>".into(),
+            line: None,
+            message: format!("cannot read {}: {e}", path.display()),
+        }])
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, base, env)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()
+        .iter()
+        .take(offset)
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Finds the line of `key = ` inside `[table]` for error messages; best effort.
+fn find_line(text: &str, table: &str, key: &str) -> Option<usize> {
+    let mut in_table = table.is_empty();
+    for (i, raw) in text.lines().enumerate() {
+        let l = raw.trim();
+        if l.starts_with('[') {
+            in_table = l.trim_matches(|c| c == '[' || c == ']').trim() == table;
+            continue;
+        }
+        if in_table
+            && l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+struct Collector<'a> {
+    errors: Vec<ConfigError>,
+    text: &'a str,
+}
+
+impl Collector<'_> {
+    fn push(&mut self, field: &str, message: impl Into<String>) {
+        let (table, key) = field.rsplit_once('.').unwrap_or(("", field));
+        self.errors.push(ConfigError {
+            field: field.to_owned(),
+            line: find_line(self.text, table, key),
+            message: message.into(),
+        });
+    }
+
+    fn env_push(&mut self, var: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            field: format!("${var}"),
+            line: None,
+            message: message.into(),
+        });
+    }
+
+    /// A duration field with a default and bounds.
+    fn duration(
+        &mut self,
+        field: &str,
+        value: Option<&str>,
+        default: Duration,
+        min: Duration,
+        max: Duration,
+    ) -> Duration {
+        let Some(v) = value else { return default };
+        match humantime::parse_duration(v) {
+            Ok(d) if d >= min && d <= max => d,
+            Ok(_) => {
+                self.push(
+                    field,
+                    format!(
+                        "must be between {} and {}",
+                        humantime::format_duration(min),
+                        humantime::format_duration(max)
+                    ),
+                );
+                default
+            }
+            Err(e) => {
+                self.push(field, format!("not a duration ({e}); write e.g. \"30s\" or \"5m\""));
+                default
+            }
+        }
+    }
+}
+
+fn validate(
+    mut raw: RawConfig,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    text: &str,
+) -> Result<Settings, ConfigErrors> {
+    let mut c = Collector {
+        errors: Vec::new(),
+        text,
+    };
+
+    match raw.version {
+        Some(CONFIG_VERSION) => {}
+        Some(v) => c.push("version", format!("version {v} is not supported; this build reads version {CONFIG_VERSION}")),
+        None => c.push("version", format!("missing; write `version = {CONFIG_VERSION}`")),
+    }
+
+    // Environment overrides are applied before validation so their values are checked too.
+    // Paths from the environment are taken relative to the working directory.
+    let mut env_paths: Vec<&str> = Vec::new();
+    if let Some(v) = env("LANYARD_LISTEN") {
+        raw.server.listen = Some(v);
+    }
+    if let Some(v) = env("LANYARD_LOG") {
+        raw.log.level = Some(v);
+    }
+    if let Some(v) = env("LANYARD_LOG_FORMAT") {
+        raw.log.format = Some(v);
+    }
+    if let Some(v) = env("LANYARD_STORE_PATH") {
+        raw.store.path = Some(v);
+        env_paths.push("store");
+    }
+    if let Some(v) = env("LANYARD_KEYS_DIR") {
+        raw.keys.dir = Some(v);
+        env_paths.push("keys");
+    }
+    if let Some(v) = env("LANYARD_POLICY_FILE") {
+        raw.policy.file = Some(v);
+        env_paths.push("policy");
+    }
+    for (var, slot) in [
+        ("LANYARD_IDP_ISSUER", &mut raw.idp),
+        ("LANYARD_AS_ISSUER", &mut raw.authorization_server),
+    ] {
+        if let Some(v) = env(var) {
+            match slot {
+                Some(t) => t.issuer = Some(v),
+                None => c.env_push(var, "overrides an issuer whose role is not configured; add its table to the file"),
+            }
+        }
+    }
+    let resolve = |p: &str, key: &str| -> PathBuf {
+        let p = PathBuf::from(p);
+        if p.is_absolute() || env_paths.contains(&key) {
+            p
+        } else {
+            base.join(p)
+        }
+    };
+
+    let listen = match raw.server.listen.as_deref().unwrap_or("127.0.0.1:8080").parse() {
+        Ok(a) => a,
+        Err(_) => {
+            c.push("server.listen", "not a socket address, e.g. \"127.0.0.1:8080\" or \"[::]:8443\"");
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        }
+    };
+    let request_timeout = c.duration(
+        "server.request_timeout",
+        raw.server.request_timeout.as_deref(),
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        Duration::from_secs(300),
+    );
+    let shutdown_grace = c.duration(
+        "server.shutdown_grace",
+        raw.server.shutdown_grace.as_deref(),
+        Duration::from_secs(20),
+        Duration::ZERO,
+        Duration::from_secs(600),
+    );
+    let leeway = c
+        .duration(
+            "server.leeway",
+            raw.server.leeway.as_deref(),
+            Duration::from_secs(60),
+            Duration::ZERO,
+            Duration::from_secs(300),
+        )
+        .as_secs();
+    let max_body_bytes = raw.server.max_body_bytes.unwrap_or(64 * 1024);
+    if !(1024..=1024 * 1024).contains(&max_body_bytes) {
+        c.push("server.max_body_bytes", "must be between 1024 and 1048576");
+    }
+    let max_token_bytes = raw.server.max_token_bytes.unwrap_or(16 * 1024);
+    if max_token_bytes < 1024 || max_token_bytes > max_body_bytes {
+        c.push("server.max_token_bytes", "must be at least 1024 and at most server.max_body_bytes");
+    }
+
+    let log_format = match raw.log.format.as_deref() {
+        None | Some("json") => LogFormat::Json,
+        Some("pretty") => LogFormat::Pretty,
+        Some(_) => {
+            c.push("log.format", "must be \"json\" or \"pretty\"");
+            LogFormat::Json
+        }
+    };
+    let log_level = raw.log.level.clone().unwrap_or_else(|| "info".into());
+    if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+        c.push("log.level", "not a tracing filter, e.g. \"info\" or \"lanyard=debug,info\"");
+    }
+
+    let store = match raw.store.backend.as_deref() {
+        None | Some("embedded") => StoreSettings::Embedded {
+            path: resolve(raw.store.path.as_deref().unwrap_or("data/lanyard.redb"), "store"),
+        },
+        Some(_) => {
+            c.push("store.backend", "must be \"embedded\"");
+            StoreSettings::Embedded {
+                path: PathBuf::new(),
+            }
+        }
+    };
+
+    let algorithm = match raw.keys.algorithm.as_deref() {
+        None => SigningAlg::Es256,
+        Some(a) => SigningAlg::parse(a).unwrap_or_else(|| {
+            c.push("keys.algorithm", "must be \"ES256\", \"RS256\" or \"EdDSA\"");
+            SigningAlg::Es256
+        }),
+    };
+    let jwks_max_age = c.duration(
+        "keys.jwks_max_age",
+        raw.keys.jwks_max_age.as_deref(),
+        Duration::from_secs(300),
+        Duration::ZERO,
+        Duration::from_secs(86_400),
+    );
+    let publish_lead = c.duration(
+        "keys.publish_lead",
+        raw.keys.publish_lead.as_deref(),
+        jwks_max_age,
+        Duration::ZERO,
+        Duration::from_secs(7 * 86_400),
+    );
+    if publish_lead < jwks_max_age {
+        c.push(
+            "keys.publish_lead",
+            "must be at least keys.jwks_max_age, or verifiers with a cached JWKS would meet a key they have not seen",
+        );
+    }
+    let keys = KeySettings {
+        dir: resolve(raw.keys.dir.as_deref().unwrap_or("keys/local"), "keys"),
+        algorithm,
+        publish_lead,
+        jwks_max_age,
+        reload_interval: c.duration(
+            "keys.reload_interval",
+            raw.keys.reload_interval.as_deref(),
+            Duration::from_secs(5),
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        ),
+    };
+
+    let idp = issuer(&mut c, "idp", Role::Idp, raw.idp.as_ref(), Duration::from_secs(300), Duration::from_secs(300));
+    let ras = issuer(
+        &mut c,
+        "authorization_server",
+        Role::AuthorizationServer,
+        raw.authorization_server.as_ref(),
+        Duration::from_secs(600),
+        Duration::from_secs(3600),
+    );
+    match (&idp, &ras) {
+        (None, None) if c.errors.is_empty() => c.push(
+            "authorization_server",
+            "no role is enabled: configure [idp], [authorization_server] or both",
+        ),
+        (Some(a), Some(b)) if a.issuer == b.issuer || a.path == b.path => c.push(
+            "authorization_server.issuer",
+            "the two roles are separate trust domains: give them distinct issuer paths",
+        ),
+        _ => {}
+    }
+
+    let policy_file = resolve(raw.policy.file.as_deref().unwrap_or("policy.toml"), "policy");
+    let policy_reload_interval = c.duration(
+        "policy.reload_interval",
+        raw.policy.reload_interval.as_deref(),
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        Duration::from_secs(3600),
+    );
+
+    if !c.errors.is_empty() {
+        return Err(ConfigErrors(c.errors));
+    }
+    Ok(Settings {
+        listen,
+        request_timeout,
+        shutdown_grace,
+        max_body_bytes,
+        form: FormLimits {
+            max_token_bytes,
+            ..FormLimits::default()
+        },
+        leeway,
+        log_format,
+        log_level,
+        store,
+        keys,
+        idp,
+        authorization_server: ras,
+        policy_file,
+        policy_reload_interval,
+    })
+}
+
+fn issuer(
+    c: &mut Collector<'_>,
+    table: &str,
+    role: Role,
+    raw: Option<&RawIssuer>,
+    default_ttl: Duration,
+    max_ttl: Duration,
+) -> Option<IssuerSettings> {
+    let raw = raw?;
+    if raw.enabled == Some(false) {
+        return None;
+    }
+    let field = format!("{table}.issuer");
+    let ttl = c.duration(
+        &format!("{table}.max_token_ttl"),
+        raw.max_token_ttl.as_deref(),
+        default_ttl,
+        Duration::from_secs(30),
+        max_ttl,
+    );
+    let Some(iss) = raw.issuer.as_deref() else {
+        c.push(&field, "missing: the issuer identifier, e.g. \"https://lanyard.example.com/as\"");
+        return None;
+    };
+    match check_issuer(iss) {
+        Ok(path) => Some(IssuerSettings {
+            role,
+            issuer: iss.to_owned(),
+            path,
+            max_token_ttl: ttl,
+        }),
+        Err(m) => {
+            c.push(&field, m);
+            None
+        }
+    }
+}
+
+/// RFC 8414 §2: an https URL with no query or fragment. Plain http is allowed only on a
+/// loopback host, for development. Returns the path without its trailing slash.
+pub fn check_issuer(iss: &str) -> Result<String, &'static str> {
+    let url = url::Url::parse(iss).map_err(|_| "not an absolute URL")?;
+    if url.query().is_some() || url.fragment().is_some() || iss.contains(['?', '#']) {
+        return Err("an issuer has no query or fragment (RFC 8414 §2)");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("an issuer carries no user information");
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => return Err("must be https (plain http only on a loopback host)"),
+        _ => return Err("must be an https URL"),
+    }
+    Ok(url.path().trim_end_matches('/').to_owned())
+}
+
+/// Whether a URL's host is a loopback name or address.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    /// The shipped example must stay valid: operators copy it.
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../lanyard.example.toml");
+        let s = parse(text, Path::new("/etc/lanyard"), &no_env).expect("example config is valid");
+        assert_eq!(s.idp.as_ref().map(|i| i.path.as_str()), Some("/idp"));
+        assert_eq!(s.authorization_server.as_ref().map(|i| i.path.as_str()), Some("/as"));
+        assert_eq!(s.keys.algorithm, SigningAlg::Es256);
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_field() {
+        let text = r#"
+version = 1
+[server]
+listen = "nowhere"
+leeway = "forever"
+[keys]
+algorithm = "HS256"
+[idp]
+issuer = "http://idp.example.com"
+[authorization_server]
+issuer = "https://as.example.com?x=1"
+max_token_ttl = "2h"
+"#;
+        let errs = parse(text, Path::new("."), &no_env).expect_err("invalid").0;
+        let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "server.listen",
+                "server.leeway",
+                "keys.algorithm",
+                "idp.issuer",
+                "authorization_server.max_token_ttl",
+                "authorization_server.issuer",
+            ]
+        );
+        assert_eq!(errs[0].line, Some(4));
+        assert_eq!(errs[2].line, Some(7));
+        assert_eq!(errs[5].line, Some(11));
+    }
+
+    #[test]
+    fn unknown_field_is_refused_with_its_line() {
+        let errs = parse("version = 1\n[server]\nlisten_addr = \"x\"\n", Path::new("."), &no_env)
+            .expect_err("unknown field")
+            .0;
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].line, Some(3));
+        assert!(errs[0].message.contains("listen_addr"), "{}", errs[0].message);
+    }
+
+    #[test]
+    fn wrong_version_is_refused() {
+        let errs = parse("version = 2\n[idp]\nissuer = \"https://a.example\"\n", Path::new("."), &no_env)
+            .expect_err("version")
+            .0;
+        assert_eq!(errs[0].field, "version");
+    }
+
+    #[test]
+    fn roles_must_be_distinct_trust_domains() {
+        let text = "version = 1\n[idp]\nissuer = \"https://x.example/t\"\n[authorization_server]\nissuer = \"https://x.example/t/\"\n";
+        let errs = parse(text, Path::new("."), &no_env).expect_err("same path").0;
+        assert_eq!(errs[0].field, "authorization_server.issuer");
+    }
+
+    #[test]
+    fn environment_overrides_file_and_is_validated() {
+        let text = "version = 1\n[authorization_server]\nissuer = \"https://as.example\"\n";
+        let env = |k: &str| match k {
+            "LANYARD_AS_ISSUER" => Some("https://other.example/as".to_owned()),
+            "LANYARD_LISTEN" => Some("0.0.0.0:9000".to_owned()),
+            "LANYARD_IDP_ISSUER" => Some("https://idp.example".to_owned()),
+            _ => None,
+        };
+        let errs = parse(text, Path::new("."), &env).expect_err("idp override without table").0;
+        assert_eq!(errs[0].field, "$LANYARD_IDP_ISSUER");
+        let env2 = |k: &str| if k == "LANYARD_IDP_ISSUER" { None } else { env(k) };
+        let s = parse(text, Path::new("."), &env2).expect("valid");
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(
+            s.authorization_server.map(|i| i.issuer),
+            Some("https://other.example/as".to_owned())
+        );
+    }
+
+    #[test]
+    fn issuer_rules() {
+        assert_eq!(check_issuer("https://a.example/as"), Ok("/as".into()));
+        assert_eq!(check_issuer("https://a.example"), Ok("".into()));
+        assert_eq!(check_issuer("http://127.0.0.1:8080/idp"), Ok("/idp".into()));
+        assert_eq!(check_issuer("http://localhost:1/"), Ok("".into()));
+        assert!(check_issuer("http://a.example").is_err());
+        assert!(check_issuer("https://a.example/#f").is_err());
+        assert!(check_issuer("https://u:p@a.example").is_err());
+        assert!(check_issuer("a.example").is_err());
+    }
+}

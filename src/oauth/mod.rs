@@ -1,0 +1,11 @@
+//! OAuth wire vocabulary: URNs, form parsing, the RFC 6749 error type, RFC 8414 metadata.
+//!
+//! Nothing here does I/O or knows about axum; `http/` renders these types.
+
+pub mod error;
+pub mod form;
+pub mod metadata;
+pub mod urn;
+
+pub use error::{ErrorCode, OAuthError};
+pub use form::{FormError, FormLimits, FormParams};
