@@ -22,15 +22,39 @@ pub const CONFIG_VERSION: u32 = 1;
 
 /// Environment variables that override the file: (variable, field it overrides, meaning).
 pub const ENV_VARS: &[(&str, &str, &str)] = &[
-    ("LANYARD_CONFIG", "—", "path of the configuration file (instead of --config)"),
+    (
+        "LANYARD_CONFIG",
+        "—",
+        "path of the configuration file (instead of --config)",
+    ),
     ("LANYARD_LISTEN", "server.listen", "socket address to bind"),
-    ("LANYARD_LOG", "log.level", "tracing filter, e.g. `info` or `lanyard=debug`"),
+    (
+        "LANYARD_LOG",
+        "log.level",
+        "tracing filter, e.g. `info` or `lanyard=debug`",
+    ),
     ("LANYARD_LOG_FORMAT", "log.format", "`json` or `pretty`"),
     ("LANYARD_STORE_PATH", "store.path", "embedded store file"),
-    ("LANYARD_KEYS_DIR", "keys.dir", "directory holding the signing keyrings (e.g. a mounted secret)"),
-    ("LANYARD_IDP_ISSUER", "idp.issuer", "issuer identifier of the IdP role"),
-    ("LANYARD_AS_ISSUER", "authorization_server.issuer", "issuer identifier of the resource-AS role"),
-    ("LANYARD_POLICY_FILE", "policy.file", "the human-owned policy file"),
+    (
+        "LANYARD_KEYS_DIR",
+        "keys.dir",
+        "directory holding the signing keyrings (e.g. a mounted secret)",
+    ),
+    (
+        "LANYARD_IDP_ISSUER",
+        "idp.issuer",
+        "issuer identifier of the IdP role",
+    ),
+    (
+        "LANYARD_AS_ISSUER",
+        "authorization_server.issuer",
+        "issuer identifier of the resource-AS role",
+    ),
+    (
+        "LANYARD_POLICY_FILE",
+        "policy.file",
+        "the human-owned policy file",
+    ),
 ];
 
 /// One configuration problem, with the field it concerns.
@@ -442,7 +466,10 @@ impl Collector<'_> {
                 default
             }
             Err(e) => {
-                self.push(field, format!("not a duration ({e}); write e.g. \"30s\" or \"5m\""));
+                self.push(
+                    field,
+                    format!("not a duration ({e}); write e.g. \"30s\" or \"5m\""),
+                );
                 default
             }
         }
@@ -462,8 +489,14 @@ fn validate(
 
     match raw.version {
         Some(CONFIG_VERSION) => {}
-        Some(v) => c.push("version", format!("version {v} is not supported; this build reads version {CONFIG_VERSION}")),
-        None => c.push("version", format!("missing; write `version = {CONFIG_VERSION}`")),
+        Some(v) => c.push(
+            "version",
+            format!("version {v} is not supported; this build reads version {CONFIG_VERSION}"),
+        ),
+        None => c.push(
+            "version",
+            format!("missing; write `version = {CONFIG_VERSION}`"),
+        ),
     }
 
     // Environment overrides are applied before validation so their values are checked too.
@@ -497,7 +530,10 @@ fn validate(
         if let Some(v) = env(var) {
             match slot {
                 Some(t) => t.issuer = Some(v),
-                None => c.env_push(var, "overrides an issuer whose role is not configured; add its table to the file"),
+                None => c.env_push(
+                    var,
+                    "overrides an issuer whose role is not configured; add its table to the file",
+                ),
             }
         }
     }
@@ -510,10 +546,19 @@ fn validate(
         }
     };
 
-    let listen = match raw.server.listen.as_deref().unwrap_or("127.0.0.1:8080").parse() {
+    let listen = match raw
+        .server
+        .listen
+        .as_deref()
+        .unwrap_or("127.0.0.1:8080")
+        .parse()
+    {
         Ok(a) => a,
         Err(_) => {
-            c.push("server.listen", "not a socket address, e.g. \"127.0.0.1:8080\" or \"[::]:8443\"");
+            c.push(
+                "server.listen",
+                "not a socket address, e.g. \"127.0.0.1:8080\" or \"[::]:8443\"",
+            );
             SocketAddr::from(([127, 0, 0, 1], 8080))
         }
     };
@@ -546,7 +591,10 @@ fn validate(
     }
     let max_token_bytes = raw.server.max_token_bytes.unwrap_or(16 * 1024);
     if max_token_bytes < 1024 || max_token_bytes > max_body_bytes {
-        c.push("server.max_token_bytes", "must be at least 1024 and at most server.max_body_bytes");
+        c.push(
+            "server.max_token_bytes",
+            "must be at least 1024 and at most server.max_body_bytes",
+        );
     }
 
     let log_format = match raw.log.format.as_deref() {
@@ -559,12 +607,18 @@ fn validate(
     };
     let log_level = raw.log.level.clone().unwrap_or_else(|| "info".into());
     if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
-        c.push("log.level", "not a tracing filter, e.g. \"info\" or \"lanyard=debug,info\"");
+        c.push(
+            "log.level",
+            "not a tracing filter, e.g. \"info\" or \"lanyard=debug,info\"",
+        );
     }
 
     let store = match raw.store.backend.as_deref() {
         None | Some("embedded") => StoreSettings::Embedded {
-            path: resolve(raw.store.path.as_deref().unwrap_or("data/lanyard.redb"), "store"),
+            path: resolve(
+                raw.store.path.as_deref().unwrap_or("data/lanyard.redb"),
+                "store",
+            ),
         },
         Some(_) => {
             c.push("store.backend", "must be \"embedded\"");
@@ -577,7 +631,10 @@ fn validate(
     let algorithm = match raw.keys.algorithm.as_deref() {
         None => SigningAlg::Es256,
         Some(a) => SigningAlg::parse(a).unwrap_or_else(|| {
-            c.push("keys.algorithm", "must be \"ES256\", \"RS256\" or \"EdDSA\"");
+            c.push(
+                "keys.algorithm",
+                "must be \"ES256\", \"RS256\" or \"EdDSA\"",
+            );
             SigningAlg::Es256
         }),
     };
@@ -615,7 +672,14 @@ fn validate(
         ),
     };
 
-    let idp = issuer(&mut c, "idp", Role::Idp, raw.idp.as_ref(), Duration::from_secs(300), Duration::from_secs(300));
+    let idp = issuer(
+        &mut c,
+        "idp",
+        Role::Idp,
+        raw.idp.as_ref(),
+        Duration::from_secs(300),
+        Duration::from_secs(300),
+    );
     let ras = issuer(
         &mut c,
         "authorization_server",
@@ -636,7 +700,10 @@ fn validate(
         _ => {}
     }
 
-    let policy_file = resolve(raw.policy.file.as_deref().unwrap_or("policy.toml"), "policy");
+    let policy_file = resolve(
+        raw.policy.file.as_deref().unwrap_or("policy.toml"),
+        "policy",
+    );
     let policy_reload_interval = c.duration(
         "policy.reload_interval",
         raw.policy.reload_interval.as_deref(),
@@ -690,7 +757,10 @@ fn issuer(
         max_ttl,
     );
     let Some(iss) = raw.issuer.as_deref() else {
-        c.push(&field, "missing: the issuer identifier, e.g. \"https://lanyard.example.com/as\"");
+        c.push(
+            &field,
+            "missing: the issuer identifier, e.g. \"https://lanyard.example.com/as\"",
+        );
         return None;
     };
     match check_issuer(iss) {
@@ -750,7 +820,10 @@ mod tests {
         let text = include_str!("../lanyard.example.toml");
         let s = parse(text, Path::new("/etc/lanyard"), &no_env).expect("example config is valid");
         assert_eq!(s.idp.as_ref().map(|i| i.path.as_str()), Some("/idp"));
-        assert_eq!(s.authorization_server.as_ref().map(|i| i.path.as_str()), Some("/as"));
+        assert_eq!(
+            s.authorization_server.as_ref().map(|i| i.path.as_str()),
+            Some("/as")
+        );
         assert_eq!(s.keys.algorithm, SigningAlg::Es256);
     }
 
@@ -789,26 +862,40 @@ max_token_ttl = "2h"
 
     #[test]
     fn unknown_field_is_refused_with_its_line() {
-        let errs = parse("version = 1\n[server]\nlisten_addr = \"x\"\n", Path::new("."), &no_env)
-            .expect_err("unknown field")
-            .0;
+        let errs = parse(
+            "version = 1\n[server]\nlisten_addr = \"x\"\n",
+            Path::new("."),
+            &no_env,
+        )
+        .expect_err("unknown field")
+        .0;
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].line, Some(3));
-        assert!(errs[0].message.contains("listen_addr"), "{}", errs[0].message);
+        assert!(
+            errs[0].message.contains("listen_addr"),
+            "{}",
+            errs[0].message
+        );
     }
 
     #[test]
     fn wrong_version_is_refused() {
-        let errs = parse("version = 2\n[idp]\nissuer = \"https://a.example\"\n", Path::new("."), &no_env)
-            .expect_err("version")
-            .0;
+        let errs = parse(
+            "version = 2\n[idp]\nissuer = \"https://a.example\"\n",
+            Path::new("."),
+            &no_env,
+        )
+        .expect_err("version")
+        .0;
         assert_eq!(errs[0].field, "version");
     }
 
     #[test]
     fn roles_must_be_distinct_trust_domains() {
         let text = "version = 1\n[idp]\nissuer = \"https://x.example/t\"\n[authorization_server]\nissuer = \"https://x.example/t/\"\n";
-        let errs = parse(text, Path::new("."), &no_env).expect_err("same path").0;
+        let errs = parse(text, Path::new("."), &no_env)
+            .expect_err("same path")
+            .0;
         assert_eq!(errs[0].field, "authorization_server.issuer");
     }
 
@@ -821,9 +908,17 @@ max_token_ttl = "2h"
             "LANYARD_IDP_ISSUER" => Some("https://idp.example".to_owned()),
             _ => None,
         };
-        let errs = parse(text, Path::new("."), &env).expect_err("idp override without table").0;
+        let errs = parse(text, Path::new("."), &env)
+            .expect_err("idp override without table")
+            .0;
         assert_eq!(errs[0].field, "$LANYARD_IDP_ISSUER");
-        let env2 = |k: &str| if k == "LANYARD_IDP_ISSUER" { None } else { env(k) };
+        let env2 = |k: &str| {
+            if k == "LANYARD_IDP_ISSUER" {
+                None
+            } else {
+                env(k)
+            }
+        };
         let s = parse(text, Path::new("."), &env2).expect("valid");
         assert_eq!(s.listen.port(), 9000);
         assert_eq!(

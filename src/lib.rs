@@ -26,14 +26,16 @@
 //!   well-known metadata and JWKS, health, metrics, request ids.
 //! - [`telemetry`]: tracing setup (JSON or pretty).
 
-// pub mod app;
-// pub mod cli;
+pub mod app;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
-// pub mod dev;
-// pub mod http;
+pub mod dev;
+pub mod grants;
+pub mod http;
+pub mod idp;
 pub mod oauth;
-// pub mod policy;
+pub mod policy;
 pub mod store;
-// pub mod telemetry;
+pub mod telemetry;

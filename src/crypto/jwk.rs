@@ -53,7 +53,10 @@ mod tests {
             "kid": "2011-04-29"
         });
         let m = jwk.as_object().expect("object");
-        assert_eq!(thumbprint(m).as_deref(), Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"));
+        assert_eq!(
+            thumbprint(m).as_deref(),
+            Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
+        );
     }
 
     #[test]

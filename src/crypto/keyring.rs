@@ -19,9 +19,9 @@ use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use josekit::jwk::alg::ed::EdCurve;
 use josekit::jwk::KeyPair as _;
-use josekit::jws::{EdDSA, ES256, JwsSigner, RS256};
+use josekit::jwk::alg::ed::EdCurve;
+use josekit::jws::{ES256, EdDSA, JwsSigner, RS256};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -121,7 +121,10 @@ pub struct SigningKey {
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never the private key.
-        f.debug_struct("SigningKey").field("kid", &self.kid).field("alg", &self.alg).finish()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish()
     }
 }
 
@@ -131,20 +134,36 @@ impl SigningKey {
         let (signer, mut public): (Box<dyn JwsSigner>, Map<String, Value>) = match alg {
             SigningAlg::Es256 => (
                 Box::new(ES256.signer_from_pem(pem).map_err(|e| e.to_string())?),
-                ES256.key_pair_from_pem(pem).map_err(|e| e.to_string())?.to_jwk_public_key().into(),
+                ES256
+                    .key_pair_from_pem(pem)
+                    .map_err(|e| e.to_string())?
+                    .to_jwk_public_key()
+                    .into(),
             ),
             SigningAlg::Rs256 => {
                 let kp = RS256.key_pair_from_pem(pem).map_err(|e| e.to_string())?;
-                let n = kp.to_jwk_public_key().parameter("n").and_then(Value::as_str).map(str::len).unwrap_or(0);
+                let n = kp
+                    .to_jwk_public_key()
+                    .parameter("n")
+                    .and_then(Value::as_str)
+                    .map(str::len)
+                    .unwrap_or(0);
                 // RFC 7518 §3.3: at least 2048 bits (342 base64url characters).
                 if n < 342 {
                     return Err("RSA key shorter than 2048 bits".into());
                 }
-                (Box::new(RS256.signer_from_pem(pem).map_err(|e| e.to_string())?), kp.to_jwk_public_key().into())
+                (
+                    Box::new(RS256.signer_from_pem(pem).map_err(|e| e.to_string())?),
+                    kp.to_jwk_public_key().into(),
+                )
             }
             SigningAlg::EdDsa => (
                 Box::new(EdDSA.signer_from_pem(pem).map_err(|e| e.to_string())?),
-                EdDSA.key_pair_from_pem(pem).map_err(|e| e.to_string())?.to_jwk_public_key().into(),
+                EdDSA
+                    .key_pair_from_pem(pem)
+                    .map_err(|e| e.to_string())?
+                    .to_jwk_public_key()
+                    .into(),
             ),
         };
         let kid = jwk::thumbprint(&public).ok_or("unsupported key type")?;
@@ -156,19 +175,60 @@ impl SigningKey {
             let h = serde_json::json!({"alg": alg.as_str(), "kid": kid, "typ": t.as_str()});
             b64(h.to_string())
         });
-        Ok(Self { kid, alg, use_from, public_jwk: public, signer, headers })
+        Ok(Self {
+            kid,
+            alg,
+            use_from,
+            public_jwk: public,
+            signer,
+            headers,
+        })
     }
 
     /// Make a new key in memory; returns it with its PKCS#8 PEM.
     pub fn generate(alg: SigningAlg, use_from: UnixTime) -> Result<(Self, Vec<u8>), KeyError> {
         let gen_err = |e: josekit::JoseError| KeyError::Generate(e.to_string());
         let pem = match alg {
-            SigningAlg::Es256 => ES256.generate_key_pair().map_err(gen_err)?.to_pem_private_key(),
-            SigningAlg::Rs256 => RS256.generate_key_pair(2048).map_err(gen_err)?.to_pem_private_key(),
-            SigningAlg::EdDsa => EdDSA.generate_key_pair(EdCurve::Ed25519).map_err(gen_err)?.to_pem_private_key(),
+            SigningAlg::Es256 => ES256
+                .generate_key_pair()
+                .map_err(gen_err)?
+                .to_pem_private_key(),
+            SigningAlg::Rs256 => RS256
+                .generate_key_pair(2048)
+                .map_err(gen_err)?
+                .to_pem_private_key(),
+            SigningAlg::EdDsa => EdDSA
+                .generate_key_pair(EdCurve::Ed25519)
+                .map_err(gen_err)?
+                .to_pem_private_key(),
         };
         let key = Self::from_pem(&pem, alg, use_from).map_err(KeyError::Generate)?;
         Ok((key, pem))
+    }
+
+    /// The private JWK of a PEM key, with `kid`, `alg` and `use` set. For dev mode's demo
+    /// agent credentials only; lanyard's own private keys never leave their files.
+    pub fn private_jwk_from_pem(pem: &[u8], alg: SigningAlg) -> Result<Map<String, Value>, String> {
+        let jwk = match alg {
+            SigningAlg::Es256 => ES256
+                .key_pair_from_pem(pem)
+                .map_err(|e| e.to_string())?
+                .to_jwk_key_pair(),
+            SigningAlg::Rs256 => RS256
+                .key_pair_from_pem(pem)
+                .map_err(|e| e.to_string())?
+                .to_jwk_key_pair(),
+            SigningAlg::EdDsa => EdDSA
+                .key_pair_from_pem(pem)
+                .map_err(|e| e.to_string())?
+                .to_jwk_key_pair(),
+        };
+        let mut m: Map<String, Value> = jwk.into();
+        let kid = jwk::thumbprint(&m).ok_or("unsupported key type")?;
+        m.insert("kid".into(), kid.into());
+        m.insert("alg".into(), alg.as_str().into());
+        m.insert("use".into(), "sig".into());
+        Ok(m)
     }
 
     /// The public JWK as published (`kid`, `use`, `alg`; no private member).
@@ -181,7 +241,9 @@ impl SigningKey {
     }
 
     pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.signer.sign(message).map_err(|e| CryptoError::Sign(e.to_string()))
+        self.signer
+            .sign(message)
+            .map_err(|e| CryptoError::Sign(e.to_string()))
     }
 }
 
@@ -203,16 +265,21 @@ impl Keyring {
         let mut keys = Vec::with_capacity(manifest.keys.len());
         for e in manifest.keys {
             let path = dir.join(&e.file);
-            let alg = SigningAlg::parse(&e.alg)
-                .ok_or_else(|| KeyError::Invalid(dir.join(MANIFEST), format!("unknown algorithm {}", e.alg)))?;
+            let alg = SigningAlg::parse(&e.alg).ok_or_else(|| {
+                KeyError::Invalid(dir.join(MANIFEST), format!("unknown algorithm {}", e.alg))
+            })?;
             let meta = std::fs::metadata(&path).map_err(|err| KeyError::Io(path.clone(), err))?;
             if meta.permissions().mode() & 0o077 != 0 {
                 tracing::warn!(file = %path.display(), "private key file is readable by group or others; expected mode 0600");
             }
             let pem = std::fs::read(&path).map_err(|err| KeyError::Io(path.clone(), err))?;
-            let key = SigningKey::from_pem(&pem, alg, e.use_from).map_err(|m| KeyError::Invalid(path.clone(), m))?;
+            let key = SigningKey::from_pem(&pem, alg, e.use_from)
+                .map_err(|m| KeyError::Invalid(path.clone(), m))?;
             if key.kid != e.kid {
-                return Err(KeyError::Invalid(path, "key does not match the kid in the manifest".into()));
+                return Err(KeyError::Invalid(
+                    path,
+                    "key does not match the kid in the manifest".into(),
+                ));
             }
             keys.push(key);
         }
@@ -232,7 +299,12 @@ impl Keyring {
 
     /// The state of the key at `index` at `now`.
     fn state(&self, index: usize, now: UnixTime) -> KeyState {
-        key_state(self.keys.iter().map(|k| k.use_from), index, now, self.retention)
+        key_state(
+            self.keys.iter().map(|k| k.use_from),
+            index,
+            now,
+            self.retention,
+        )
     }
 
     /// The keys published at `now`.
@@ -244,7 +316,10 @@ impl Keyring {
 
     /// The JWK Set at `now` (RFC 7517 §5), newest key first.
     pub fn jwks(&self, now: UnixTime) -> Value {
-        let mut keys: Vec<Value> = self.published(now).map(|k| Value::Object(k.public_jwk.clone())).collect();
+        let mut keys: Vec<Value> = self
+            .published(now)
+            .map(|k| Value::Object(k.public_jwk.clone()))
+            .collect();
         keys.reverse();
         serde_json::json!({ "keys": keys })
     }
@@ -256,8 +331,15 @@ impl Keyring {
 }
 
 /// State of key `index` among keys whose `use_from` times (sorted) are given.
-fn key_state(use_from: impl Iterator<Item = UnixTime> + Clone, index: usize, now: UnixTime, retention: u64) -> KeyState {
-    let Some(own) = use_from.clone().nth(index) else { return KeyState::Expired };
+fn key_state(
+    use_from: impl Iterator<Item = UnixTime> + Clone,
+    index: usize,
+    now: UnixTime,
+    retention: u64,
+) -> KeyState {
+    let Some(own) = use_from.clone().nth(index) else {
+        return KeyState::Expired;
+    };
     if own > now {
         return KeyState::Next;
     }
@@ -265,7 +347,11 @@ fn key_state(use_from: impl Iterator<Item = UnixTime> + Clone, index: usize, now
     match use_from.skip(index + 1).next() {
         Some(successor) if successor <= now => {
             let until = successor.saturating_add(retention);
-            if now < until { KeyState::Retiring(until) } else { KeyState::Expired }
+            if now < until {
+                KeyState::Retiring(until)
+            } else {
+                KeyState::Expired
+            }
         }
         _ => KeyState::Active,
     }
@@ -275,19 +361,27 @@ fn read_manifest(dir: &Path) -> Result<Manifest, KeyError> {
     let path = dir.join(MANIFEST);
     let text = match std::fs::read(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(KeyError::Missing(dir.to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(KeyError::Missing(dir.to_owned()));
+        }
         Err(e) => return Err(KeyError::Io(path, e)),
     };
-    let m: Manifest = serde_json::from_slice(&text).map_err(|e| KeyError::Invalid(path.clone(), e.to_string()))?;
+    let m: Manifest = serde_json::from_slice(&text)
+        .map_err(|e| KeyError::Invalid(path.clone(), e.to_string()))?;
     if m.version != 1 {
-        return Err(KeyError::Invalid(path, format!("manifest version {} is not supported", m.version)));
+        return Err(KeyError::Invalid(
+            path,
+            format!("manifest version {} is not supported", m.version),
+        ));
     }
     Ok(m)
 }
 
 /// The manifest's modification time, for reload-on-change.
 pub fn manifest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
-    std::fs::metadata(dir.join(MANIFEST)).and_then(|m| m.modified()).ok()
+    std::fs::metadata(dir.join(MANIFEST))
+        .and_then(|m| m.modified())
+        .ok()
 }
 
 fn ensure_dir(dir: &Path) -> Result<(), KeyError> {
@@ -303,24 +397,44 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), KeyError> {
     let io = |e| KeyError::Io(path.to_owned(), e);
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
     f.write_all(data).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)?;
     if let Some(dir) = path.parent() {
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
     }
     Ok(())
 }
 
-fn add_key(dir: &Path, manifest: &mut Manifest, alg: SigningAlg, now: UnixTime, use_from: UnixTime) -> Result<KeyEntry, KeyError> {
+fn add_key(
+    dir: &Path,
+    manifest: &mut Manifest,
+    alg: SigningAlg,
+    now: UnixTime,
+    use_from: UnixTime,
+) -> Result<KeyEntry, KeyError> {
     let (key, pem) = SigningKey::generate(alg, use_from)?;
     let file = format!("{}.pem", key.kid);
     write_private(&dir.join(&file), &pem)?;
-    let entry = KeyEntry { kid: key.kid.clone(), alg: alg.as_str().into(), file, created_at: now, use_from };
+    let entry = KeyEntry {
+        kid: key.kid.clone(),
+        alg: alg.as_str().into(),
+        file,
+        created_at: now,
+        use_from,
+    };
     manifest.keys.push(entry.clone());
     manifest.version = 1;
-    let json = serde_json::to_vec_pretty(&*manifest).map_err(|e| KeyError::Generate(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(&*manifest).map_err(|e| KeyError::Generate(e.to_string()))?;
     write_private(&dir.join(MANIFEST), &json)?;
     Ok(entry)
 }
@@ -339,7 +453,13 @@ pub fn generate(dir: &Path, alg: SigningAlg, now: UnixTime) -> Result<KeyEntry, 
 
 /// `lanyard keys rotate`: add a key that starts signing `publish_lead` from now (published
 /// at once), and delete keys that are no longer published.
-pub fn rotate(dir: &Path, alg: SigningAlg, now: UnixTime, publish_lead: u64, retention: u64) -> Result<(KeyEntry, Vec<String>), KeyError> {
+pub fn rotate(
+    dir: &Path,
+    alg: SigningAlg,
+    now: UnixTime,
+    publish_lead: u64,
+    retention: u64,
+) -> Result<(KeyEntry, Vec<String>), KeyError> {
     let mut manifest = read_manifest(dir)?;
     // A pending next key must take over before another is queued behind it, or the chain of
     // "published before first use" would depend on its start time.
@@ -367,7 +487,11 @@ pub fn rotate(dir: &Path, alg: SigningAlg, now: UnixTime, publish_lead: u64, ret
 }
 
 /// `lanyard keys list`: every key with its state at `now`.
-pub fn list(dir: &Path, now: UnixTime, retention: u64) -> Result<Vec<(KeyEntry, KeyState)>, KeyError> {
+pub fn list(
+    dir: &Path,
+    now: UnixTime,
+    retention: u64,
+) -> Result<Vec<(KeyEntry, KeyState)>, KeyError> {
     let mut m = read_manifest(dir)?;
     m.keys.sort_by_key(|k| k.use_from);
     let froms: Vec<UnixTime> = m.keys.iter().map(|k| k.use_from).collect();
@@ -393,11 +517,19 @@ mod tests {
         let froms = [T, T + 100];
         let st = |i, now| key_state(froms.iter().copied(), i, now, 50);
         assert_eq!(st(0, T), KeyState::Active);
-        assert_eq!(st(1, T), KeyState::Next, "next key is published before its first use");
+        assert_eq!(
+            st(1, T),
+            KeyState::Next,
+            "next key is published before its first use"
+        );
         assert_eq!(st(0, T + 100), KeyState::Retiring(T + 150));
         assert_eq!(st(1, T + 100), KeyState::Active);
         assert_eq!(st(0, T + 149), KeyState::Retiring(T + 150));
-        assert_eq!(st(0, T + 150), KeyState::Expired, "dropped once its last token has expired");
+        assert_eq!(
+            st(0, T + 150),
+            KeyState::Expired,
+            "dropped once its last token has expired"
+        );
     }
 
     #[test]
@@ -405,19 +537,41 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path().join("as");
         let first = generate(&d, SigningAlg::Es256, T).expect("generate");
-        assert!(matches!(generate(&d, SigningAlg::Es256, T), Err(KeyError::Exists(_))));
-        let mode = std::fs::metadata(d.join(&first.file)).expect("key file").permissions().mode();
+        assert!(matches!(
+            generate(&d, SigningAlg::Es256, T),
+            Err(KeyError::Exists(_))
+        ));
+        let mode = std::fs::metadata(d.join(&first.file))
+            .expect("key file")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "private key is 0600");
-        assert_eq!(std::fs::metadata(&d).expect("dir").permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&d).expect("dir").permissions().mode() & 0o777,
+            0o700
+        );
 
         let (next, removed) = rotate(&d, SigningAlg::Es256, T + 10, 300, 600).expect("rotate");
         assert!(removed.is_empty());
         let ring = Keyring::load(&d, 600).expect("load");
-        assert_eq!(ring.active(T + 10).map(|k| k.kid.as_str()), Some(first.kid.as_str()));
+        assert_eq!(
+            ring.active(T + 10).map(|k| k.kid.as_str()),
+            Some(first.kid.as_str())
+        );
         let kids: Vec<_> = ring.published(T + 10).map(|k| k.kid.clone()).collect();
-        assert_eq!(kids, vec![first.kid.clone(), next.kid.clone()], "next key is in the JWKS before use");
-        assert_eq!(ring.active(T + 310).map(|k| k.kid.as_str()), Some(next.kid.as_str()));
-        assert!(ring.by_kid(&first.kid, T + 909).is_some(), "old key kept while its tokens live");
+        assert_eq!(
+            kids,
+            vec![first.kid.clone(), next.kid.clone()],
+            "next key is in the JWKS before use"
+        );
+        assert_eq!(
+            ring.active(T + 310).map(|k| k.kid.as_str()),
+            Some(next.kid.as_str())
+        );
+        assert!(
+            ring.by_kid(&first.kid, T + 909).is_some(),
+            "old key kept while its tokens live"
+        );
         assert!(ring.by_kid(&first.kid, T + 910).is_none());
 
         let (_, removed) = rotate(&d, SigningAlg::Es256, T + 1000, 300, 600).expect("rotate again");
@@ -434,9 +588,14 @@ mod tests {
             let k = &jwks["keys"][0];
             assert_eq!(k["alg"], alg.as_str());
             assert_eq!(k["use"], "sig");
-            assert!(!jwk::has_private_member(k.as_object().expect("object")), "{alg:?}");
+            assert!(
+                !jwk::has_private_member(k.as_object().expect("object")),
+                "{alg:?}"
+            );
             let active = ring.active(T).expect("active");
-            let jwt = super::super::sign_jwt(active, Typ::AccessToken, &serde_json::json!({"sub":"x"})).expect("sign");
+            let jwt =
+                super::super::sign_jwt(active, Typ::AccessToken, &serde_json::json!({"sub":"x"}))
+                    .expect("sign");
             assert_eq!(jwt.split('.').count(), 3);
         }
     }

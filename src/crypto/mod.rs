@@ -6,6 +6,7 @@
 pub mod jwk;
 pub mod keyring;
 pub mod sign;
+pub mod verify;
 
 pub use keyring::{KeyError, Keyring, SigningKey};
 pub use sign::{CryptoError, Typ, sign_jwt};

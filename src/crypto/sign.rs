@@ -54,7 +54,11 @@ pub enum CryptoError {
 
 /// Sign `claims` as a compact JWS with `key`, whose protected header is
 /// `{"alg":…,"kid":…,"typ":…}`.
-pub fn sign_jwt(key: &SigningKey, typ: Typ, claims: &impl Serialize) -> Result<String, CryptoError> {
+pub fn sign_jwt(
+    key: &SigningKey,
+    typ: Typ,
+    claims: &impl Serialize,
+) -> Result<String, CryptoError> {
     let payload = serde_json::to_vec(claims).map_err(|e| CryptoError::Claims(e.to_string()))?;
     let header = key.header_b64(typ);
     let mut out = String::with_capacity(header.len() + payload.len() * 4 / 3 + 100);

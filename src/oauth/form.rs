@@ -99,7 +99,9 @@ impl FormParams {
     }
 
     /// Build from pairs (tests, and bodies assembled in code).
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
         Self {
             pairs: pairs
                 .into_iter()
@@ -169,14 +171,20 @@ mod tests {
     #[test]
     fn repeated_single_parameter_is_refused() {
         let f = parse("grant_type=a&grant_type=b").expect("parses");
-        assert_eq!(f.one("grant_type"), Err(FormError::Duplicate("grant_type".into())));
+        assert_eq!(
+            f.one("grant_type"),
+            Err(FormError::Duplicate("grant_type".into()))
+        );
     }
 
     /// RFC 8693 §2.1: `resource` and `audience` may repeat.
     #[test]
     fn repeatable_parameters_are_all_returned() {
         let f = parse("resource=https%3A%2F%2Fa&resource=https%3A%2F%2Fb").expect("parses");
-        assert_eq!(f.all("resource").collect::<Vec<_>>(), vec!["https://a", "https://b"]);
+        assert_eq!(
+            f.all("resource").collect::<Vec<_>>(),
+            vec!["https://a", "https://b"]
+        );
     }
 
     #[test]
@@ -188,7 +196,10 @@ mod tests {
     #[test]
     fn oversized_token_is_refused_by_name() {
         let body = format!("assertion={}", "a".repeat(16 * 1024 + 1));
-        assert_eq!(parse(&body).err(), Some(FormError::TooLong("assertion".into())));
+        assert_eq!(
+            parse(&body).err(),
+            Some(FormError::TooLong("assertion".into()))
+        );
         let ok = format!("assertion={}", "a".repeat(16 * 1024));
         assert!(parse(&ok).is_ok());
     }
@@ -206,7 +217,10 @@ mod tests {
 
     #[test]
     fn too_many_parameters_is_refused() {
-        let body = (0..65).map(|i| format!("p{i}=x")).collect::<Vec<_>>().join("&");
+        let body = (0..65)
+            .map(|i| format!("p{i}=x"))
+            .collect::<Vec<_>>()
+            .join("&");
         assert_eq!(parse(&body).err(), Some(FormError::TooManyParams));
     }
 }

@@ -7,8 +7,11 @@ use super::urn;
 use crate::config::{IssuerSettings, Role};
 
 /// Client authentication methods lanyard's token endpoint accepts.
-pub const TOKEN_ENDPOINT_AUTH_METHODS: &[&str] =
-    &["private_key_jwt", "client_secret_basic", "client_secret_post"];
+pub const TOKEN_ENDPOINT_AUTH_METHODS: &[&str] = &[
+    "private_key_jwt",
+    "client_secret_basic",
+    "client_secret_post",
+];
 
 /// Algorithms accepted on `private_key_jwt` client assertions (never `none`, never HMAC).
 pub const CLIENT_ASSERTION_ALGS: &[&str] = &[
@@ -45,17 +48,25 @@ pub fn document(iss: &IssuerSettings, caps: &Capabilities) -> Value {
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_ALGS,
     });
-    let Some(obj) = m.as_object_mut() else { return m };
+    let Some(obj) = m.as_object_mut() else {
+        return m;
+    };
     match iss.role {
         Role::Idp => {
-            obj.insert("grant_types_supported".into(), json!([urn::GRANT_TOKEN_EXCHANGE]));
+            obj.insert(
+                "grant_types_supported".into(),
+                json!([urn::GRANT_TOKEN_EXCHANGE]),
+            );
             obj.insert(
                 "identity_chaining_requested_token_types_supported".into(),
                 json!([urn::TOKEN_TYPE_ID_JAG]),
             );
         }
         Role::AuthorizationServer => {
-            obj.insert("grant_types_supported".into(), json!([urn::GRANT_JWT_BEARER]));
+            obj.insert(
+                "grant_types_supported".into(),
+                json!([urn::GRANT_JWT_BEARER]),
+            );
             // ID-JAG §7.2. Says nothing about which issuers are trusted (§9.4).
             obj.insert(
                 "authorization_grant_profiles_supported".into(),
@@ -70,11 +81,20 @@ pub fn document(iss: &IssuerSettings, caps: &Capabilities) -> Value {
         );
     }
     if !caps.dpop_algs.is_empty() {
-        obj.insert("dpop_signing_alg_values_supported".into(), json!(caps.dpop_algs));
+        obj.insert(
+            "dpop_signing_alg_values_supported".into(),
+            json!(caps.dpop_algs),
+        );
     }
     if caps.introspection {
-        obj.insert("introspection_endpoint".into(), iss.endpoint("introspect").into());
-        obj.insert("introspection_endpoint_auth_methods_supported".into(), json!(auth_methods));
+        obj.insert(
+            "introspection_endpoint".into(),
+            iss.endpoint("introspect").into(),
+        );
+        obj.insert(
+            "introspection_endpoint_auth_methods_supported".into(),
+            json!(auth_methods),
+        );
         obj.insert(
             "introspection_endpoint_auth_signing_alg_values_supported".into(),
             json!(CLIENT_ASSERTION_ALGS),
@@ -82,7 +102,10 @@ pub fn document(iss: &IssuerSettings, caps: &Capabilities) -> Value {
     }
     if caps.revocation {
         obj.insert("revocation_endpoint".into(), iss.endpoint("revoke").into());
-        obj.insert("revocation_endpoint_auth_methods_supported".into(), json!(auth_methods));
+        obj.insert(
+            "revocation_endpoint_auth_methods_supported".into(),
+            json!(auth_methods),
+        );
         obj.insert(
             "revocation_endpoint_auth_signing_alg_values_supported".into(),
             json!(CLIENT_ASSERTION_ALGS),
@@ -113,33 +136,60 @@ mod tests {
 
     #[test]
     fn as_metadata_names_the_profile_and_not_the_trusted_issuers() {
-        let d = document(&iss(Role::AuthorizationServer, "https://a.example/as", "/as"), &Capabilities::default());
+        let d = document(
+            &iss(Role::AuthorizationServer, "https://a.example/as", "/as"),
+            &Capabilities::default(),
+        );
         assert_eq!(d["issuer"], "https://a.example/as");
         assert_eq!(d["token_endpoint"], "https://a.example/as/token");
         assert_eq!(d["grant_types_supported"], json!([urn::GRANT_JWT_BEARER]));
-        assert_eq!(d["authorization_grant_profiles_supported"], json!([urn::GRANT_PROFILE_ID_JAG]));
-        assert!(d.get("identity_chaining_requested_token_types_supported").is_none());
-        assert!(d.get("introspection_endpoint").is_none(), "only what is implemented");
-        assert!(!d["token_endpoint_auth_signing_alg_values_supported"]
-            .as_array()
-            .expect("array")
-            .iter()
-            .any(|a| a == "none" || a.as_str().is_some_and(|s| s.starts_with("HS"))));
+        assert_eq!(
+            d["authorization_grant_profiles_supported"],
+            json!([urn::GRANT_PROFILE_ID_JAG])
+        );
+        assert!(
+            d.get("identity_chaining_requested_token_types_supported")
+                .is_none()
+        );
+        assert!(
+            d.get("introspection_endpoint").is_none(),
+            "only what is implemented"
+        );
+        assert!(
+            !d["token_endpoint_auth_signing_alg_values_supported"]
+                .as_array()
+                .expect("array")
+                .iter()
+                .any(|a| a == "none" || a.as_str().is_some_and(|s| s.starts_with("HS")))
+        );
     }
 
     #[test]
     fn idp_metadata_offers_id_jag() {
-        let d = document(&iss(Role::Idp, "https://a.example", ""), &Capabilities::default());
-        assert_eq!(d["identity_chaining_requested_token_types_supported"], json!([urn::TOKEN_TYPE_ID_JAG]));
+        let d = document(
+            &iss(Role::Idp, "https://a.example", ""),
+            &Capabilities::default(),
+        );
+        assert_eq!(
+            d["identity_chaining_requested_token_types_supported"],
+            json!([urn::TOKEN_TYPE_ID_JAG])
+        );
         assert_eq!(d["token_endpoint"], "https://a.example/token");
     }
 
     #[test]
     fn well_known_path_is_inserted_before_the_issuer_path() {
         assert_eq!(
-            well_known_path(&iss(Role::Idp, "https://a.example/tenant/idp", "/tenant/idp")),
+            well_known_path(&iss(
+                Role::Idp,
+                "https://a.example/tenant/idp",
+                "/tenant/idp"
+            )),
             "/.well-known/oauth-authorization-server/tenant/idp"
         );
-        assert_eq!(well_known_path(&iss(Role::Idp, "https://a.example", "")), "/.well-known/oauth-authorization-server");
+        assert_eq!(
+            well_known_path(&iss(Role::Idp, "https://a.example", "")),
+            "/.well-known/oauth-authorization-server"
+        );
     }
 }

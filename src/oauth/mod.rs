@@ -2,6 +2,7 @@
 //!
 //! Nothing here does I/O or knows about axum; `http/` renders these types.
 
+pub mod client_auth;
 pub mod error;
 pub mod form;
 pub mod metadata;

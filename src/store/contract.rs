@@ -34,9 +34,17 @@ where
 pub async fn first_use_is_single(s: &dyn Store) {
     let k = replay_key(&["test", "https://iss.example", "jti-1"]);
     assert_eq!(s.first_use(k, T0 + 60, T0).await.unwrap(), FirstUse::Yes);
-    assert_eq!(s.first_use(k, T0 + 60, T0 + 1).await.unwrap(), FirstUse::Replay, "second use must be a replay");
+    assert_eq!(
+        s.first_use(k, T0 + 60, T0 + 1).await.unwrap(),
+        FirstUse::Replay,
+        "second use must be a replay"
+    );
     let other = replay_key(&["test", "https://iss.example", "jti-2"]);
-    assert_eq!(s.first_use(other, T0 + 60, T0).await.unwrap(), FirstUse::Yes, "keys are independent");
+    assert_eq!(
+        s.first_use(other, T0 + 60, T0).await.unwrap(),
+        FirstUse::Yes,
+        "keys are independent"
+    );
     // Length-prefixing: moving a boundary between parts makes a different key.
     assert_ne!(replay_key(&["ab", "c"]), replay_key(&["a", "bc"]));
 }
@@ -45,8 +53,15 @@ pub async fn first_use_is_single(s: &dyn Store) {
 pub async fn first_use_expires(s: &dyn Store) {
     let k = replay_key(&["test", "iss", "short"]);
     assert_eq!(s.first_use(k, T0 + 10, T0).await.unwrap(), FirstUse::Yes);
-    assert_eq!(s.first_use(k, T0 + 10, T0 + 9).await.unwrap(), FirstUse::Replay);
-    assert_eq!(s.first_use(k, T0 + 30, T0 + 10).await.unwrap(), FirstUse::Yes, "expired mark is reusable");
+    assert_eq!(
+        s.first_use(k, T0 + 10, T0 + 9).await.unwrap(),
+        FirstUse::Replay
+    );
+    assert_eq!(
+        s.first_use(k, T0 + 30, T0 + 10).await.unwrap(),
+        FirstUse::Yes,
+        "expired mark is reusable"
+    );
 }
 
 /// Of many concurrent callers with one key, exactly one wins.
@@ -55,7 +70,9 @@ pub async fn first_use_is_atomic_under_concurrency<S: Store>(s: Arc<S>) {
     let mut tasks = Vec::new();
     for _ in 0..32 {
         let s = s.clone();
-        tasks.push(tokio::spawn(async move { s.first_use(k, T0 + 60, T0).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            s.first_use(k, T0 + 60, T0).await.unwrap()
+        }));
     }
     let mut yes = 0;
     for t in tasks {
@@ -68,26 +85,72 @@ pub async fn first_use_is_atomic_under_concurrency<S: Store>(s: Arc<S>) {
 
 /// Records are stored, read, listed, and invisible after expiry.
 pub async fn records_round_trip_and_expire(s: &dyn Store) {
-    s.put(RecordKind::Approval, "a1", b"one".to_vec(), Some(T0 + 100)).await.unwrap();
-    s.put(RecordKind::Approval, "a2", b"two".to_vec(), None).await.unwrap();
-    s.put(RecordKind::AccessRequest, "a1", b"other kind".to_vec(), None).await.unwrap();
-    assert_eq!(s.get(RecordKind::Approval, "a1", T0).await.unwrap().as_deref(), Some(&b"one"[..]));
-    assert_eq!(s.get(RecordKind::Approval, "a1", T0 + 100).await.unwrap(), None, "expired record is gone");
-    assert_eq!(s.get(RecordKind::Approval, "missing", T0).await.unwrap(), None);
+    s.put(RecordKind::Approval, "a1", b"one".to_vec(), Some(T0 + 100))
+        .await
+        .unwrap();
+    s.put(RecordKind::Approval, "a2", b"two".to_vec(), None)
+        .await
+        .unwrap();
+    s.put(
+        RecordKind::AccessRequest,
+        "a1",
+        b"other kind".to_vec(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.get(RecordKind::Approval, "a1", T0)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"one"[..])
+    );
+    assert_eq!(
+        s.get(RecordKind::Approval, "a1", T0 + 100).await.unwrap(),
+        None,
+        "expired record is gone"
+    );
+    assert_eq!(
+        s.get(RecordKind::Approval, "missing", T0).await.unwrap(),
+        None
+    );
     let listed = s.list(RecordKind::Approval, T0).await.unwrap();
-    assert_eq!(listed, vec![("a1".to_owned(), b"one".to_vec()), ("a2".to_owned(), b"two".to_vec())]);
-    s.put(RecordKind::Approval, "a2", b"replaced".to_vec(), None).await.unwrap();
-    assert_eq!(s.get(RecordKind::Approval, "a2", T0).await.unwrap().as_deref(), Some(&b"replaced"[..]));
-    assert_eq!(s.take(RecordKind::Approval, "a1", T0 + 100).await.unwrap(), None, "an expired record cannot be taken");
+    assert_eq!(
+        listed,
+        vec![
+            ("a1".to_owned(), b"one".to_vec()),
+            ("a2".to_owned(), b"two".to_vec())
+        ]
+    );
+    s.put(RecordKind::Approval, "a2", b"replaced".to_vec(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get(RecordKind::Approval, "a2", T0)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"replaced"[..])
+    );
+    assert_eq!(
+        s.take(RecordKind::Approval, "a1", T0 + 100).await.unwrap(),
+        None,
+        "an expired record cannot be taken"
+    );
 }
 
 /// A single-use record goes to exactly one of many concurrent takers.
 pub async fn take_is_single_use_under_concurrency<S: Store>(s: Arc<S>) {
-    s.put(RecordKind::Approval, "once", b"x".to_vec(), Some(T0 + 100)).await.unwrap();
+    s.put(RecordKind::Approval, "once", b"x".to_vec(), Some(T0 + 100))
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for _ in 0..32 {
         let s = s.clone();
-        tasks.push(tokio::spawn(async move { s.take(RecordKind::Approval, "once", T0).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            s.take(RecordKind::Approval, "once", T0).await.unwrap()
+        }));
     }
     let mut got = 0;
     for t in tasks {
@@ -111,22 +174,46 @@ fn rev(subject: RevocationSubject, until: Option<u64>) -> Revocation {
 
 /// Revocations are found by subject, expire, can be lifted, and appear in the feed in order.
 pub async fn revocations_feed_in_order(s: &dyn Store) {
-    let agent = RevocationSubject::Agent { client_id: "bot".into() };
+    let agent = RevocationSubject::Agent {
+        client_id: "bot".into(),
+    };
     let token = RevocationSubject::Token { jti: "t1".into() };
-    let grant = RevocationSubject::ChannelGrant { client_id: "bot".into(), channel: "c".into() };
+    let grant = RevocationSubject::ChannelGrant {
+        client_id: "bot".into(),
+        channel: "c".into(),
+    };
     let a = s.revoke(rev(agent.clone(), None)).await.unwrap();
     let b = s.revoke(rev(token.clone(), Some(T0 + 300))).await.unwrap();
     let c = s.revoke(rev(grant.clone(), None)).await.unwrap();
     assert!(a < b && b < c, "feed positions increase");
-    assert!(s.revocation(&agent, T0 + 1_000_000).await.unwrap().is_some(), "open-ended revocation stays");
+    assert!(
+        s.revocation(&agent, T0 + 1_000_000)
+            .await
+            .unwrap()
+            .is_some(),
+        "open-ended revocation stays"
+    );
     assert!(s.revocation(&token, T0 + 299).await.unwrap().is_some());
-    assert!(s.revocation(&token, T0 + 300).await.unwrap().is_none(), "revocation ends at until");
+    assert!(
+        s.revocation(&token, T0 + 300).await.unwrap().is_none(),
+        "revocation ends at until"
+    );
     let feed = s.revocations_since(0, 10).await.unwrap();
-    assert_eq!(feed.iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![a, b, c]);
-    assert_eq!(s.revocations_since(a, 1).await.unwrap().len(), 1, "limit honoured");
+    assert_eq!(
+        feed.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        vec![a, b, c]
+    );
+    assert_eq!(
+        s.revocations_since(a, 1).await.unwrap().len(),
+        1,
+        "limit honoured"
+    );
     assert_eq!(s.revocations_since(a, 1).await.unwrap()[0].0, b);
     assert!(s.unrevoke(&agent).await.unwrap());
-    assert!(!s.unrevoke(&agent).await.unwrap(), "lifting twice is a no-op");
+    assert!(
+        !s.unrevoke(&agent).await.unwrap(),
+        "lifting twice is a no-op"
+    );
     assert!(s.revocation(&agent, T0).await.unwrap().is_none());
     let tail = s.revocations_since(c, 10).await.unwrap();
     assert_eq!(tail.len(), 1, "lifting appears in the feed");
@@ -142,7 +229,10 @@ pub async fn audit_chain_links(s: &dyn Store) {
     assert_eq!(e1.prev_hash, [0; 32]);
     assert_eq!(e2.prev_hash, e1.hash);
     assert_eq!(e3.prev_hash, e2.hash);
-    assert_eq!(e2.hash, super::AuditEntry::chain_hash(&e1.hash, 2, br#"{"n":2}"#));
+    assert_eq!(
+        e2.hash,
+        super::AuditEntry::chain_hash(&e1.hash, 2, br#"{"n":2}"#)
+    );
     let all = s.audit_since(0, 100).await.unwrap();
     assert_eq!(all, vec![e1, e2.clone(), e3.clone()]);
     assert_eq!(s.audit_since(1, 1).await.unwrap(), vec![e2]);
@@ -155,10 +245,23 @@ pub async fn purge_drops_only_expired(s: &dyn Store) {
     let k2 = replay_key(&["p", "2"]);
     s.first_use(k1, T0 + 10, T0).await.unwrap();
     s.first_use(k2, T0 + 1000, T0).await.unwrap();
-    s.put(RecordKind::Nonce, "n", vec![1], Some(T0 + 10)).await.unwrap();
-    s.put(RecordKind::Nonce, "keep", vec![1], None).await.unwrap();
+    s.put(RecordKind::Nonce, "n", vec![1], Some(T0 + 10))
+        .await
+        .unwrap();
+    s.put(RecordKind::Nonce, "keep", vec![1], None)
+        .await
+        .unwrap();
     let purged = s.purge_expired(T0 + 20).await.unwrap();
     assert_eq!(purged, 2);
-    assert_eq!(s.first_use(k2, T0 + 1000, T0 + 20).await.unwrap(), FirstUse::Replay, "live mark kept");
-    assert!(s.get(RecordKind::Nonce, "keep", T0 + 20).await.unwrap().is_some());
+    assert_eq!(
+        s.first_use(k2, T0 + 1000, T0 + 20).await.unwrap(),
+        FirstUse::Replay,
+        "live mark kept"
+    );
+    assert!(
+        s.get(RecordKind::Nonce, "keep", T0 + 20)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

@@ -155,7 +155,9 @@ fn apply_batch(db: &Database, batch: Vec<Op>) {
         Ok(tx) => tx,
         Err(e) => {
             tracing::error!(error = %e, "store: cannot begin write transaction");
-            batch.into_iter().for_each(|op| fail(op, "cannot begin transaction"));
+            batch
+                .into_iter()
+                .for_each(|op| fail(op, "cannot begin transaction"));
             return;
         }
     };
@@ -232,7 +234,10 @@ fn apply(tx: &redb::WriteTransaction, op: Op) -> ApplyResult {
     match op {
         Op::FirstUse(key, exp, now, r) => {
             let mut t = tryop!(tx.open_table(REPLAY), Op::FirstUse(key, exp, now, r));
-            let seen = tryop!(t.get(&key[..]).map(|v| v.map(|g| g.value())), Op::FirstUse(key, exp, now, r));
+            let seen = tryop!(
+                t.get(&key[..]).map(|v| v.map(|g| g.value())),
+                Op::FirstUse(key, exp, now, r)
+            );
             if seen.is_some_and(|e| now < e) {
                 return Ok(Done::FirstUse(r, FirstUse::Replay));
             }
@@ -241,19 +246,33 @@ fn apply(tx: &redb::WriteTransaction, op: Op) -> ApplyResult {
         }
         Op::Put(key, value, exp, r) => {
             let mut t = tryop!(tx.open_table(RECORDS), Op::Put(key, value, exp, r));
-            tryop!(t.insert(key.as_str(), encode_record(exp, &value).as_slice()), Op::Put(key, value, exp, r));
+            tryop!(
+                t.insert(key.as_str(), encode_record(exp, &value).as_slice()),
+                Op::Put(key, value, exp, r)
+            );
             Ok(Done::Unit(r))
         }
         Op::Take(key, now, r) => {
             let mut t = tryop!(tx.open_table(RECORDS), Op::Take(key, now, r));
-            let raw = tryop!(t.remove(key.as_str()).map(|v| v.map(|g| g.value().to_vec())), Op::Take(key, now, r));
-            let out = raw.as_deref().and_then(decode_record).filter(|(e, _)| live(*e, now)).map(|(_, b)| b.to_vec());
+            let raw = tryop!(
+                t.remove(key.as_str())
+                    .map(|v| v.map(|g| g.value().to_vec())),
+                Op::Take(key, now, r)
+            );
+            let out = raw
+                .as_deref()
+                .and_then(decode_record)
+                .filter(|(e, _)| live(*e, now))
+                .map(|(_, b)| b.to_vec());
             Ok(Done::Bytes(r, out))
         }
         Op::Revoke(rev, r) => {
             let json = serde_json::to_vec(&*rev).unwrap_or_default();
             let mut t = tryop!(tx.open_table(REVOCATIONS), Op::Revoke(rev, r));
-            tryop!(t.insert(rev.subject.key().as_str(), json.as_slice()), Op::Revoke(rev, r));
+            tryop!(
+                t.insert(rev.subject.key().as_str(), json.as_slice()),
+                Op::Revoke(rev, r)
+            );
             let mut f = tryop!(tx.open_table(FEED), Op::Revoke(rev, r));
             let seq = tryop!(next_seq(&f), Op::Revoke(rev, r));
             tryop!(f.insert(seq, json.as_slice()), Op::Revoke(rev, r));
@@ -261,8 +280,14 @@ fn apply(tx: &redb::WriteTransaction, op: Op) -> ApplyResult {
         }
         Op::Unrevoke(subject, r) => {
             let mut t = tryop!(tx.open_table(REVOCATIONS), Op::Unrevoke(subject, r));
-            let old = tryop!(t.remove(subject.key().as_str()).map(|v| v.map(|g| g.value().to_vec())), Op::Unrevoke(subject, r));
-            let Some(old) = old else { return Ok(Done::Bool(r, false)) };
+            let old = tryop!(
+                t.remove(subject.key().as_str())
+                    .map(|v| v.map(|g| g.value().to_vec())),
+                Op::Unrevoke(subject, r)
+            );
+            let Some(old) = old else {
+                return Ok(Done::Bool(r, false));
+            };
             let mut rev: Revocation = match serde_json::from_slice(&old) {
                 Ok(v) => v,
                 Err(_) => return Ok(Done::Bool(r, true)),
@@ -276,15 +301,21 @@ fn apply(tx: &redb::WriteTransaction, op: Op) -> ApplyResult {
         }
         Op::Audit(body, r) => {
             let mut t = tryop!(tx.open_table(AUDIT), Op::Audit(body, r));
-            let last = tryop!(
-                t.last().map(|o| o.map(|(k, v)| (k.value(), v.value().get(32..64).map(<[u8]>::to_vec)))),
-                Op::Audit(body, r)
-            );
+            let last =
+                tryop!(
+                    t.last()
+                        .map(|o| o
+                            .map(|(k, v)| (k.value(), v.value().get(32..64).map(<[u8]>::to_vec)))),
+                    Op::Audit(body, r)
+                );
             let (seq, prev) = match last {
                 None => (1, [0u8; 32]),
                 Some((k, Some(h))) => (k + 1, h.try_into().unwrap_or([0u8; 32])),
                 Some((_, None)) => {
-                    return Err((Op::Audit(body, r), redb::Error::Corrupted("audit entry too short".into())));
+                    return Err((
+                        Op::Audit(body, r),
+                        redb::Error::Corrupted("audit entry too short".into()),
+                    ));
                 }
             };
             let hash = AuditEntry::chain_hash(&prev, seq, &body);
@@ -293,24 +324,46 @@ fn apply(tx: &redb::WriteTransaction, op: Op) -> ApplyResult {
             raw.extend_from_slice(&hash);
             raw.extend_from_slice(&body);
             tryop!(t.insert(seq, raw.as_slice()), Op::Audit(body, r));
-            Ok(Done::Audit(r, AuditEntry { seq, prev_hash: prev, hash, body }))
+            Ok(Done::Audit(
+                r,
+                AuditEntry {
+                    seq,
+                    prev_hash: prev,
+                    hash,
+                    body,
+                },
+            ))
         }
         Op::Purge(now, r) => {
             let mut n = 0u64;
             let mut t = tryop!(tx.open_table(REPLAY), Op::Purge(now, r));
-            tryop!(t.retain(|_, e| { let keep = now < e; n += u64::from(!keep); keep }), Op::Purge(now, r));
+            tryop!(
+                t.retain(|_, e| {
+                    let keep = now < e;
+                    n += u64::from(!keep);
+                    keep
+                }),
+                Op::Purge(now, r)
+            );
             let mut t = tryop!(tx.open_table(RECORDS), Op::Purge(now, r));
-            tryop!(t.retain(|_, v| {
-                let keep = decode_record(v).is_some_and(|(e, _)| live(e, now));
-                n += u64::from(!keep);
-                keep
-            }), Op::Purge(now, r));
+            tryop!(
+                t.retain(|_, v| {
+                    let keep = decode_record(v).is_some_and(|(e, _)| live(e, now));
+                    n += u64::from(!keep);
+                    keep
+                }),
+                Op::Purge(now, r)
+            );
             let mut t = tryop!(tx.open_table(REVOCATIONS), Op::Purge(now, r));
-            tryop!(t.retain(|_, v| {
-                let keep = serde_json::from_slice::<Revocation>(v).is_ok_and(|rev| live(rev.until, now));
-                n += u64::from(!keep);
-                keep
-            }), Op::Purge(now, r));
+            tryop!(
+                t.retain(|_, v| {
+                    let keep = serde_json::from_slice::<Revocation>(v)
+                        .is_ok_and(|rev| live(rev.until, now));
+                    n += u64::from(!keep);
+                    keep
+                }),
+                Op::Purge(now, r)
+            );
             Ok(Done::Seq(r, n))
         }
     }
@@ -318,37 +371,66 @@ fn apply(tx: &redb::WriteTransaction, op: Op) -> ApplyResult {
 
 #[async_trait]
 impl Store for EmbeddedStore {
-    async fn first_use(&self, key: ReplayKey, expires_at: UnixTime, now: UnixTime) -> Result<FirstUse, StoreError> {
+    async fn first_use(
+        &self,
+        key: ReplayKey,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<FirstUse, StoreError> {
         self.call(|r| Op::FirstUse(key, expires_at, now, r)).await
     }
 
-    async fn put(&self, kind: RecordKind, id: &str, value: Vec<u8>, expires_at: Option<UnixTime>) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        kind: RecordKind,
+        id: &str,
+        value: Vec<u8>,
+        expires_at: Option<UnixTime>,
+    ) -> Result<(), StoreError> {
         let key = record_key(kind, id);
         self.call(|r| Op::Put(key, value, expires_at, r)).await
     }
 
-    async fn get(&self, kind: RecordKind, id: &str, now: UnixTime) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(
+        &self,
+        kind: RecordKind,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let tx = self.db.begin_read().map_err(unavailable)?;
         let t = tx.open_table(RECORDS).map_err(unavailable)?;
         let v = t.get(record_key(kind, id).as_str()).map_err(unavailable)?;
         Ok(v.and_then(|g| {
-            decode_record(g.value()).filter(|(e, _)| live(*e, now)).map(|(_, b)| b.to_vec())
+            decode_record(g.value())
+                .filter(|(e, _)| live(*e, now))
+                .map(|(_, b)| b.to_vec())
         }))
     }
 
-    async fn take(&self, kind: RecordKind, id: &str, now: UnixTime) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn take(
+        &self,
+        kind: RecordKind,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let key = record_key(kind, id);
         self.call(|r| Op::Take(key, now, r)).await
     }
 
-    async fn list(&self, kind: RecordKind, now: UnixTime) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    async fn list(
+        &self,
+        kind: RecordKind,
+        now: UnixTime,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let tx = self.db.begin_read().map_err(unavailable)?;
         let t = tx.open_table(RECORDS).map_err(unavailable)?;
         let prefix = format!("{}\u{1f}", kind.prefix());
         let mut out = Vec::new();
         for item in t.range(prefix.as_str()..).map_err(unavailable)? {
             let (k, v) = item.map_err(unavailable)?;
-            let Some(id) = k.value().strip_prefix(prefix.as_str()) else { break };
+            let Some(id) = k.value().strip_prefix(prefix.as_str()) else {
+                break;
+            };
             if let Some((e, body)) = decode_record(v.value())
                 && live(e, now)
             {
@@ -362,11 +444,18 @@ impl Store for EmbeddedStore {
         self.call(|r| Op::Revoke(Box::new(revocation), r)).await
     }
 
-    async fn revocation(&self, subject: &RevocationSubject, now: UnixTime) -> Result<Option<Revocation>, StoreError> {
+    async fn revocation(
+        &self,
+        subject: &RevocationSubject,
+        now: UnixTime,
+    ) -> Result<Option<Revocation>, StoreError> {
         let tx = self.db.begin_read().map_err(unavailable)?;
         let t = tx.open_table(REVOCATIONS).map_err(unavailable)?;
-        let Some(v) = t.get(subject.key().as_str()).map_err(unavailable)? else { return Ok(None) };
-        let rev: Revocation = serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let Some(v) = t.get(subject.key().as_str()).map_err(unavailable)? else {
+            return Ok(None);
+        };
+        let rev: Revocation =
+            serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(live(rev.until, now).then_some(rev))
     }
 
@@ -375,13 +464,22 @@ impl Store for EmbeddedStore {
         self.call(|r| Op::Unrevoke(subject, r)).await
     }
 
-    async fn revocations_since(&self, after: u64, limit: usize) -> Result<Vec<(u64, Revocation)>, StoreError> {
+    async fn revocations_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Revocation)>, StoreError> {
         let tx = self.db.begin_read().map_err(unavailable)?;
         let t = tx.open_table(FEED).map_err(unavailable)?;
         let mut out = Vec::new();
-        for item in t.range(after.saturating_add(1)..).map_err(unavailable)?.take(limit) {
+        for item in t
+            .range(after.saturating_add(1)..)
+            .map_err(unavailable)?
+            .take(limit)
+        {
             let (k, v) = item.map_err(unavailable)?;
-            let rev = serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let rev = serde_json::from_slice(v.value())
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             out.push((k.value(), rev));
         }
         Ok(out)
@@ -395,11 +493,20 @@ impl Store for EmbeddedStore {
         let tx = self.db.begin_read().map_err(unavailable)?;
         let t = tx.open_table(AUDIT).map_err(unavailable)?;
         let mut out = Vec::new();
-        for item in t.range(after.saturating_add(1)..).map_err(unavailable)?.take(limit) {
+        for item in t
+            .range(after.saturating_add(1)..)
+            .map_err(unavailable)?
+            .take(limit)
+        {
             let (k, v) = item.map_err(unavailable)?;
             let raw = v.value();
-            let (Some(prev), Some(hash), Some(body)) = (raw.get(..32), raw.get(32..64), raw.get(64..)) else {
-                return Err(StoreError::Corrupt(format!("audit entry {} too short", k.value())));
+            let (Some(prev), Some(hash), Some(body)) =
+                (raw.get(..32), raw.get(32..64), raw.get(64..))
+            else {
+                return Err(StoreError::Corrupt(format!(
+                    "audit entry {} too short",
+                    k.value()
+                )));
             };
             out.push(AuditEntry {
                 seq: k.value(),
@@ -460,7 +567,10 @@ mod tests {
             }
         }
         let s = reopened.expect("store reopens once the old writer has released it");
-        assert_eq!(s.first_use(k, 100, 2).await.expect("again"), FirstUse::Replay);
+        assert_eq!(
+            s.first_use(k, 100, 2).await.expect("again"),
+            FirstUse::Replay
+        );
         assert_eq!(s.audit_since(0, 10).await.expect("audit").len(), 1);
     }
 }

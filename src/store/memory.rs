@@ -39,7 +39,12 @@ impl MemoryStore {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn first_use(&self, key: ReplayKey, expires_at: UnixTime, now: UnixTime) -> Result<FirstUse, StoreError> {
+    async fn first_use(
+        &self,
+        key: ReplayKey,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<FirstUse, StoreError> {
         let mut g = self.lock()?;
         match g.replay.get(&key) {
             Some(&e) if now < e => Ok(FirstUse::Replay),
@@ -50,12 +55,25 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn put(&self, kind: RecordKind, id: &str, value: Vec<u8>, expires_at: Option<UnixTime>) -> Result<(), StoreError> {
-        self.lock()?.records.insert((kind.prefix(), id.to_owned()), (expires_at, value));
+    async fn put(
+        &self,
+        kind: RecordKind,
+        id: &str,
+        value: Vec<u8>,
+        expires_at: Option<UnixTime>,
+    ) -> Result<(), StoreError> {
+        self.lock()?
+            .records
+            .insert((kind.prefix(), id.to_owned()), (expires_at, value));
         Ok(())
     }
 
-    async fn get(&self, kind: RecordKind, id: &str, now: UnixTime) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(
+        &self,
+        kind: RecordKind,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let g = self.lock()?;
         Ok(g.records
             .get(&(kind.prefix(), id.to_owned()))
@@ -63,7 +81,12 @@ impl Store for MemoryStore {
             .map(|(_, v)| v.clone()))
     }
 
-    async fn take(&self, kind: RecordKind, id: &str, now: UnixTime) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn take(
+        &self,
+        kind: RecordKind,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let mut g = self.lock()?;
         Ok(g.records
             .remove(&(kind.prefix(), id.to_owned()))
@@ -71,7 +94,11 @@ impl Store for MemoryStore {
             .map(|(_, v)| v))
     }
 
-    async fn list(&self, kind: RecordKind, now: UnixTime) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    async fn list(
+        &self,
+        kind: RecordKind,
+        now: UnixTime,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let g = self.lock()?;
         Ok(g.records
             .iter()
@@ -88,9 +115,16 @@ impl Store for MemoryStore {
         Ok(seq)
     }
 
-    async fn revocation(&self, s: &RevocationSubject, now: UnixTime) -> Result<Option<Revocation>, StoreError> {
+    async fn revocation(
+        &self,
+        s: &RevocationSubject,
+        now: UnixTime,
+    ) -> Result<Option<Revocation>, StoreError> {
         let g = self.lock()?;
-        Ok(g.revocations.get(&s.key()).filter(|r| live(r.until, now)).cloned())
+        Ok(g.revocations
+            .get(&s.key())
+            .filter(|r| live(r.until, now))
+            .cloned())
     }
 
     async fn unrevoke(&self, s: &RevocationSubject) -> Result<bool, StoreError> {
@@ -106,14 +140,26 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn revocations_since(&self, after: u64, limit: usize) -> Result<Vec<(u64, Revocation)>, StoreError> {
+    async fn revocations_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Revocation)>, StoreError> {
         let g = self.lock()?;
-        Ok(g.feed.iter().filter(|(s, _)| *s > after).take(limit).cloned().collect())
+        Ok(g.feed
+            .iter()
+            .filter(|(s, _)| *s > after)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn append_audit(&self, body: Vec<u8>) -> Result<AuditEntry, StoreError> {
         let mut g = self.lock()?;
-        let (seq, prev) = g.audit.last().map_or((1, [0u8; 32]), |e| (e.seq + 1, e.hash));
+        let (seq, prev) = g
+            .audit
+            .last()
+            .map_or((1, [0u8; 32]), |e| (e.seq + 1, e.hash));
         let entry = AuditEntry {
             seq,
             prev_hash: prev,
@@ -126,7 +172,12 @@ impl Store for MemoryStore {
 
     async fn audit_since(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let g = self.lock()?;
-        Ok(g.audit.iter().filter(|e| e.seq > after).take(limit).cloned().collect())
+        Ok(g.audit
+            .iter()
+            .filter(|e| e.seq > after)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

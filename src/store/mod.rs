@@ -176,16 +176,27 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Read a live record.
-    async fn get(&self, kind: RecordKind, id: &str, now: UnixTime)
-    -> Result<Option<Vec<u8>>, StoreError>;
+    async fn get(
+        &self,
+        kind: RecordKind,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Remove and return a live record, atomically: of concurrent callers exactly one gets it.
-    async fn take(&self, kind: RecordKind, id: &str, now: UnixTime)
-    -> Result<Option<Vec<u8>>, StoreError>;
+    async fn take(
+        &self,
+        kind: RecordKind,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Every live record of a kind, ordered by id.
-    async fn list(&self, kind: RecordKind, now: UnixTime)
-    -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    async fn list(
+        &self,
+        kind: RecordKind,
+        now: UnixTime,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 
     /// Record a revocation (replacing one for the same subject) and append it to the
     /// revocation feed. Returns its feed position.

@@ -1,0 +1,308 @@
+//! Composition root: validated settings → a [`Broker`] holding the store, the keyrings, the
+//! policy and the clock; background reloading; serving with graceful shutdown.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{IssuerSettings, Role, Settings, StoreSettings};
+use crate::crypto::{Keyring, keyring};
+use crate::http::metrics::Metrics;
+use crate::oauth::metadata::{self, Capabilities};
+use crate::policy::Policy;
+use crate::store::Store;
+
+/// One issuer (trust domain) served by this process.
+pub struct IssuerRuntime {
+    /// Its settings.
+    pub settings: IssuerSettings,
+    /// Its signing keys; swapped whole on reload.
+    pub keys: ArcSwap<Keyring>,
+    /// The metadata document, serialized once.
+    pub metadata_json: Vec<u8>,
+    key_dir: PathBuf,
+    key_mtime: std::sync::Mutex<Option<SystemTime>>,
+}
+
+/// Everything a request needs.
+pub struct Broker {
+    /// Settings.
+    pub settings: Settings,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Runtime state.
+    pub store: Arc<dyn Store>,
+    /// The human-owned policy; swapped whole on reload.
+    pub policy: ArcSwap<Policy>,
+    /// Request metrics.
+    pub metrics: Metrics,
+    /// Dev-mode state (dev IdP, demo credentials), only under `serve --dev`.
+    pub dev: Option<crate::dev::DevState>,
+    idp: Option<IssuerRuntime>,
+    ras: Option<IssuerRuntime>,
+    policy_mtime: std::sync::Mutex<Option<SystemTime>>,
+    draining: AtomicBool,
+}
+
+/// What the optional features of this build advertise.
+pub fn capabilities() -> Capabilities {
+    Capabilities::default()
+}
+
+/// A startup failure, with an operator-facing message.
+pub type StartError = String;
+
+fn mtime(p: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+impl Broker {
+    /// Open the store, load the keyrings and the policy. Any failure stops startup.
+    pub fn open(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        dev: Option<crate::dev::DevState>,
+    ) -> Result<Self, StartError> {
+        let store: Arc<dyn Store> = match &settings.store {
+            StoreSettings::Embedded { path } => Arc::new(
+                crate::store::embedded::EmbeddedStore::open(path)
+                    .map_err(|e| format!("store: {e}"))?,
+            ),
+        };
+        Self::with_store(settings, clock, store, dev)
+    }
+
+    /// Build around a given store.
+    pub fn with_store(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn Store>,
+        dev: Option<crate::dev::DevState>,
+    ) -> Result<Self, StartError> {
+        let caps = capabilities();
+        let runtime = |i: &IssuerSettings| -> Result<IssuerRuntime, StartError> {
+            let dir = settings.keys.dir.join(i.role.as_str());
+            let ring = Keyring::load(&dir, crate::cli::retention(&settings, i))
+                .map_err(|e| format!("{} keys: {e}", i.role.as_str()))?;
+            if ring.active(clock.now()).is_none() {
+                return Err(format!(
+                    "{} keys: no key is active yet in {}",
+                    i.role.as_str(),
+                    dir.display()
+                ));
+            }
+            Ok(IssuerRuntime {
+                settings: i.clone(),
+                keys: ArcSwap::from_pointee(ring),
+                metadata_json: serde_json::to_vec(&metadata::document(i, &caps))
+                    .unwrap_or_default(),
+                key_mtime: std::sync::Mutex::new(keyring::manifest_mtime(&dir)),
+                key_dir: dir,
+            })
+        };
+        let idp = settings.idp.as_ref().map(&runtime).transpose()?;
+        let ras = settings
+            .authorization_server
+            .as_ref()
+            .map(&runtime)
+            .transpose()?;
+        let policy = crate::policy::load(&settings.policy_file)
+            .map_err(|e| format!("policy {}:\n{e}", settings.policy_file.display()))?;
+        Ok(Self {
+            policy_mtime: std::sync::Mutex::new(mtime(&settings.policy_file)),
+            settings,
+            clock,
+            store,
+            policy: ArcSwap::from_pointee(policy),
+            metrics: Metrics::default(),
+            dev,
+            idp,
+            ras,
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    /// The issuer playing `role`, if enabled.
+    pub fn issuer(&self, role: Role) -> Option<&IssuerRuntime> {
+        match role {
+            Role::Idp => self.idp.as_ref(),
+            Role::AuthorizationServer => self.ras.as_ref(),
+        }
+    }
+
+    /// Every enabled issuer.
+    pub fn issuers(&self) -> impl Iterator<Item = &IssuerRuntime> {
+        self.idp.iter().chain(self.ras.iter())
+    }
+
+    /// Whether SIGTERM has been received.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Re-read keyrings whose manifest changed (or all, when `force`). A keyring that fails to
+    /// load is reported and the one in force stays.
+    pub fn reload_keys(&self, force: bool) {
+        for i in self.issuers() {
+            let now_mtime = keyring::manifest_mtime(&i.key_dir);
+            let Ok(mut seen) = i.key_mtime.lock() else {
+                continue;
+            };
+            if !force && *seen == now_mtime {
+                continue;
+            }
+            match Keyring::load(
+                &i.key_dir,
+                crate::cli::retention(&self.settings, &i.settings),
+            ) {
+                Ok(ring) => {
+                    let kids: Vec<_> = ring
+                        .published(self.clock.now())
+                        .map(|k| k.kid.clone())
+                        .collect();
+                    i.keys.store(Arc::new(ring));
+                    *seen = now_mtime;
+                    tracing::info!(role = i.settings.role.as_str(), ?kids, "keyring reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(role = i.settings.role.as_str(), error = %e, "keyring reload failed; keeping the keys in force")
+                }
+            }
+        }
+    }
+
+    /// Re-read the policy file if it changed (or when `force`). A file that does not check is
+    /// refused and the last good policy stays in force.
+    pub fn reload_policy(&self, force: bool) {
+        let path = &self.settings.policy_file;
+        let now_mtime = mtime(path);
+        let Ok(mut seen) = self.policy_mtime.lock() else {
+            return;
+        };
+        if !force && *seen == now_mtime {
+            return;
+        }
+        *seen = now_mtime;
+        match crate::policy::load(path) {
+            Ok(p) => {
+                let fp = p.fingerprint().to_owned();
+                if fp != self.policy.load().fingerprint() {
+                    self.policy.store(Arc::new(p));
+                    tracing::info!(fingerprint = %fp, "policy reloaded");
+                }
+            }
+            Err(e) => {
+                tracing::error!(file = %path.display(), errors = %e, "policy refused; keeping the last good policy")
+            }
+        }
+    }
+}
+
+/// Serve until SIGTERM/SIGINT, then drain for `shutdown_grace`.
+pub async fn serve(settings: Settings) -> Result<(), StartError> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("cannot bind {}: {e}", settings.listen))?;
+    let broker = Arc::new(Broker::open(settings, Arc::new(SystemClock), None)?);
+    run(broker, listener).await
+}
+
+/// Serve `broker` on a bound listener (dev mode and tests bind first).
+pub async fn run(broker: Arc<Broker>, listener: tokio::net::TcpListener) -> Result<(), StartError> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    for i in broker.issuers() {
+        tracing::info!(role = i.settings.role.as_str(), issuer = %i.settings.issuer, "serving issuer");
+    }
+    tracing::info!(%addr, "lanyard listening");
+    spawn_background(broker.clone());
+    let app = crate::http::router(broker.clone());
+    let grace = broker.settings.shutdown_grace;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let b2 = broker.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        b2.draining.store(true, Ordering::Relaxed);
+        tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
+        let _ = stop_tx.send(());
+    });
+    let server = tokio::spawn(async move { server.await });
+    // Stop waiting for stragglers once the grace period after the signal has passed.
+    let drained = async {
+        let _ = stop_rx.await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = server => r.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?,
+        () = drained => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers; SIGTERM will kill without draining");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Reload keys and policy on change and on SIGHUP; purge expired state.
+fn spawn_background(b: Arc<Broker>) {
+    let tick = b
+        .settings
+        .keys
+        .reload_interval
+        .min(b.settings.policy_reload_interval);
+    let rb = b.clone();
+    tokio::spawn(async move {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            let forced = match hup.as_mut() {
+                Some(h) => tokio::select! {
+                    _ = tokio::time::sleep(tick) => false,
+                    _ = h.recv() => true,
+                },
+                None => {
+                    tokio::time::sleep(tick).await;
+                    false
+                }
+            };
+            if forced {
+                tracing::info!("SIGHUP: reloading keys and policy");
+            }
+            let b = rb.clone();
+            // File reads and key parsing are blocking work.
+            let _ = tokio::task::spawn_blocking(move || {
+                b.reload_keys(forced);
+                b.reload_policy(forced);
+            })
+            .await;
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            match b.store.purge_expired(b.clock.now()).await {
+                Ok(n) if n > 0 => tracing::debug!(purged = n, "expired state purged"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purge failed"),
+            }
+        }
+    });
+}

@@ -1,0 +1,415 @@
+//! Compact JWS parsing and signature verification against configured keys only.
+//!
+//! - Only legal compact serialization is read: three base64url segments over
+//!   `[A-Za-z0-9_-]`, no padding (RFC 8725bis). Five segments (a JWE) is its own error.
+//! - Keys come only from a configured JWK Set, never from `jwk`/`jku`/`x5u`/`x5c` headers
+//!   (RFC 8725 §3.10). Each key is bound to exactly one algorithm, checked at verification
+//!   time (RFC 8725 §3.1): HMAC and `none` cannot be configured at all, so an `HS256` token
+//!   keyed with a public key finds no key.
+//! - `crit` naming anything is refused (RFC 7515 §4.1.11: lanyard understands no extension).
+//! - Duplicate header members are refused by the typed header (serde reports a duplicate
+//!   field).
+
+use base64::Engine as _;
+use josekit::jwk::Jwk;
+use josekit::jws::{
+    ES256, ES384, ES512, EdDSA, JwsVerifier, PS256, PS384, PS512, RS256, RS384, RS512,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::jwk;
+
+/// Why a JWS was refused. Detail for logs; the wire gets a fixed text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwsError {
+    /// Not three base64url segments.
+    #[error("not a compact JWS")]
+    Shape,
+    /// Five segments: an encrypted JWT, which is not accepted here.
+    #[error("a JWE where a JWS is expected")]
+    Encrypted,
+    /// The header is not a JSON object of the expected shape, or repeats a member.
+    #[error("bad JOSE header: {0}")]
+    Header(String),
+    /// The payload is not a JSON object.
+    #[error("bad payload")]
+    Payload,
+    /// `crit` present.
+    #[error("crit extension not understood")]
+    Crit,
+    /// `alg` outside the pinned set (including `none` and HMAC).
+    #[error("algorithm {0} not allowed")]
+    Algorithm(String),
+    /// No configured key with that `kid` and algorithm.
+    #[error("no matching key")]
+    UnknownKey,
+    /// Signature does not verify.
+    #[error("bad signature")]
+    Signature,
+}
+
+/// The protected header members lanyard reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Header {
+    /// Algorithm.
+    pub alg: String,
+    /// Key id.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// Media type of the whole JWT.
+    #[serde(default)]
+    pub typ: Option<String>,
+    /// Critical extensions.
+    #[serde(default)]
+    pub crit: Option<Value>,
+    /// An embedded public key (DPoP proofs only; never trusted elsewhere).
+    #[serde(default)]
+    pub jwk: Option<Map<String, Value>>,
+}
+
+impl Header {
+    /// Whether `typ` equals `expected`, compared case-insensitively, with or without the
+    /// `application/` prefix (RFC 7515 §4.1.9, checklist D7).
+    pub fn typ_is(&self, expected: &str) -> bool {
+        self.typ.as_deref().is_some_and(|t| {
+            let t = t
+                .get(..12)
+                .filter(|p| p.eq_ignore_ascii_case("application/"))
+                .map_or(t, |_| &t[12..]);
+            t.eq_ignore_ascii_case(expected)
+        })
+    }
+}
+
+/// A parsed, not yet verified compact JWS.
+#[derive(Debug, Clone)]
+pub struct Jws<'a> {
+    /// The protected header.
+    pub header: Header,
+    /// `BASE64URL(header) . BASE64URL(payload)`, the signed bytes.
+    pub signing_input: &'a str,
+    /// The decoded payload.
+    pub payload: Vec<u8>,
+    /// The decoded signature.
+    pub signature: Vec<u8>,
+}
+
+fn b64d(s: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()
+}
+
+/// Parse a compact JWS strictly.
+pub fn parse(token: &str) -> Result<Jws<'_>, JwsError> {
+    if !token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(JwsError::Shape);
+    }
+    let dots = token.bytes().filter(|&b| b == b'.').count();
+    if dots == 4 {
+        return Err(JwsError::Encrypted);
+    }
+    if dots != 2 {
+        return Err(JwsError::Shape);
+    }
+    let mut parts = token.splitn(3, '.');
+    let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(JwsError::Shape);
+    };
+    if h.is_empty() || p.is_empty() {
+        return Err(JwsError::Shape);
+    }
+    let header_bytes = b64d(h).ok_or(JwsError::Shape)?;
+    let payload = b64d(p).ok_or(JwsError::Shape)?;
+    let signature = b64d(s).ok_or(JwsError::Shape)?;
+    let header: Header =
+        serde_json::from_slice(&header_bytes).map_err(|e| JwsError::Header(e.to_string()))?;
+    if header.crit.is_some() {
+        return Err(JwsError::Crit);
+    }
+    // The payload must be a JSON object; its members are read by a typed struct later.
+    if payload.first().copied() != Some(b'{') && !payload.trim_ascii_start().starts_with(b"{") {
+        return Err(JwsError::Payload);
+    }
+    let signing_input = &token[..h.len() + 1 + p.len()];
+    Ok(Jws {
+        header,
+        signing_input,
+        payload,
+        signature,
+    })
+}
+
+/// A verification key bound to one algorithm.
+pub struct VerifyKey {
+    /// Its `kid`, if the JWK had one.
+    pub kid: Option<String>,
+    /// The one algorithm it verifies.
+    pub alg: &'static str,
+    /// RFC 7638 thumbprint.
+    pub thumbprint: String,
+    verifier: Box<dyn JwsVerifier>,
+}
+
+impl std::fmt::Debug for VerifyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish()
+    }
+}
+
+/// Every asymmetric algorithm lanyard can verify. Nothing else can be pinned.
+pub const ASYMMETRIC_ALGS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+    "Ed25519",
+];
+
+fn intern(alg: &str) -> Option<&'static str> {
+    ASYMMETRIC_ALGS.iter().copied().find(|a| *a == alg)
+}
+
+/// Algorithms a key's type and curve can serve.
+fn compatible(m: &Map<String, Value>) -> &'static [&'static str] {
+    let crv = m.get("crv").and_then(Value::as_str);
+    match (m.get("kty").and_then(Value::as_str), crv) {
+        (Some("EC"), Some("P-256")) => &["ES256"],
+        (Some("EC"), Some("P-384")) => &["ES384"],
+        (Some("EC"), Some("P-521")) => &["ES512"],
+        (Some("RSA"), _) => &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"],
+        (Some("OKP"), Some("Ed25519")) => &["EdDSA", "Ed25519"],
+        _ => &[],
+    }
+}
+
+fn verifier(alg: &str, jwk: &Jwk) -> Result<Box<dyn JwsVerifier>, String> {
+    let e = |e: josekit::JoseError| e.to_string();
+    Ok(match alg {
+        "RS256" => Box::new(RS256.verifier_from_jwk(jwk).map_err(e)?),
+        "RS384" => Box::new(RS384.verifier_from_jwk(jwk).map_err(e)?),
+        "RS512" => Box::new(RS512.verifier_from_jwk(jwk).map_err(e)?),
+        "PS256" => Box::new(PS256.verifier_from_jwk(jwk).map_err(e)?),
+        "PS384" => Box::new(PS384.verifier_from_jwk(jwk).map_err(e)?),
+        "PS512" => Box::new(PS512.verifier_from_jwk(jwk).map_err(e)?),
+        "ES256" => Box::new(ES256.verifier_from_jwk(jwk).map_err(e)?),
+        "ES384" => Box::new(ES384.verifier_from_jwk(jwk).map_err(e)?),
+        "ES512" => Box::new(ES512.verifier_from_jwk(jwk).map_err(e)?),
+        "EdDSA" | "Ed25519" => Box::new(EdDSA.verifier_from_jwk(jwk).map_err(e)?),
+        other => return Err(format!("algorithm {other} cannot verify")),
+    })
+}
+
+impl VerifyKey {
+    /// Keys for one public JWK: one per algorithm in `allowed` that the key can serve (just
+    /// its own `alg` if it names one).
+    pub fn from_jwk(m: &Map<String, Value>, allowed: &[&str]) -> Result<Vec<VerifyKey>, String> {
+        if jwk::has_private_member(m) {
+            return Err("key carries private or symmetric material".into());
+        }
+        if m.get("use")
+            .and_then(Value::as_str)
+            .is_some_and(|u| u != "sig")
+        {
+            return Err("key is not for signatures".into());
+        }
+        let thumbprint = jwk::thumbprint(m).ok_or("unsupported key type")?;
+        if m.get("kty").and_then(Value::as_str) == Some("RSA") {
+            let n = m
+                .get("n")
+                .and_then(Value::as_str)
+                .and_then(b64d)
+                .map_or(0, |n| n.len());
+            if n < 256 {
+                return Err("RSA key shorter than 2048 bits".into());
+            }
+        }
+        let own = m.get("alg").and_then(Value::as_str);
+        let kid = m.get("kid").and_then(Value::as_str).map(str::to_owned);
+        // josekit compares a JWK's own `alg` with its algorithm name; strip it since we bind
+        // the algorithm ourselves (and RFC 9864's "Ed25519" is EdDSA to josekit).
+        let mut bare = m.clone();
+        bare.remove("alg");
+        let jwk = Jwk::from_map(bare).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for alg in compatible(m) {
+            if !allowed.contains(alg) || own.is_some_and(|o| o != *alg) {
+                continue;
+            }
+            let Some(alg) = intern(alg) else { continue };
+            out.push(VerifyKey {
+                kid: kid.clone(),
+                alg,
+                thumbprint: thumbprint.clone(),
+                verifier: verifier(alg, &jwk)?,
+            });
+        }
+        if out.is_empty() {
+            return Err("key serves none of the allowed algorithms".into());
+        }
+        Ok(out)
+    }
+
+    /// Verify a signature over `input`.
+    pub fn verify(&self, input: &[u8], signature: &[u8]) -> bool {
+        self.verifier.verify(input, signature).is_ok()
+    }
+}
+
+/// The keys of one trusted party.
+#[derive(Debug, Default)]
+pub struct KeySet {
+    keys: Vec<VerifyKey>,
+}
+
+impl KeySet {
+    /// Build from a JWK Set. Keys that cannot be used are skipped (RFC 7517 §5); a set with
+    /// no usable key is an error.
+    pub fn from_jwks(jwks: &Value, allowed: &[&str]) -> Result<Self, String> {
+        let keys = jwks
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or("not a JWK Set")?;
+        let mut out = Vec::new();
+        let mut last_err = String::from("no keys");
+        for k in keys {
+            let Some(m) = k.as_object() else { continue };
+            match VerifyKey::from_jwk(m, allowed) {
+                Ok(v) => out.extend(v),
+                Err(e) => last_err = e,
+            }
+        }
+        if out.is_empty() {
+            return Err(format!("no usable key: {last_err}"));
+        }
+        Ok(Self { keys: out })
+    }
+
+    /// Whether a key with this `kid` exists (for the refresh-on-unknown-kid rule).
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+
+    /// Verify `jws` with a key of this set under the pinned algorithms. A token without `kid`
+    /// is tried against every key of its algorithm.
+    pub fn verify(&self, jws: &Jws<'_>, pinned: &[&str]) -> Result<&VerifyKey, JwsError> {
+        let alg = jws.header.alg.as_str();
+        if !pinned.contains(&alg) || intern(alg).is_none() {
+            return Err(JwsError::Algorithm(alg.chars().take(20).collect()));
+        }
+        let mut candidates = self
+            .keys
+            .iter()
+            .filter(|k| k.alg == alg && (jws.header.kid.is_none() || k.kid == jws.header.kid))
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(JwsError::UnknownKey);
+        }
+        candidates
+            .find(|k| k.verify(jws.signing_input.as_bytes(), &jws.signature))
+            .ok_or(JwsError::Signature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SigningAlg;
+    use crate::crypto::{Keyring, SigningKey, Typ, b64, sign_jwt};
+
+    fn ring() -> (Keyring, Value) {
+        let (k, _) = SigningKey::generate(SigningAlg::Es256, 0).expect("key");
+        let ring = Keyring::from_keys(vec![k], 60);
+        let jwks = ring.jwks(0);
+        (ring, jwks)
+    }
+
+    #[test]
+    fn verifies_own_signature_and_refuses_tampering() {
+        let (ring, jwks) = ring();
+        let set = KeySet::from_jwks(&jwks, &["ES256"]).expect("set");
+        let t = sign_jwt(
+            ring.active(0).expect("key"),
+            Typ::IdJag,
+            &serde_json::json!({"a":1}),
+        )
+        .expect("sign");
+        let jws = parse(&t).expect("parse");
+        assert!(jws.header.typ_is("oauth-id-jag+jwt"));
+        assert!(set.verify(&jws, &["ES256"]).is_ok());
+        assert_eq!(
+            set.verify(&jws, &["RS256"]).err(),
+            Some(JwsError::Algorithm("ES256".into()))
+        );
+        // Flip one bit of the signature.
+        let mut sig = jws.signature.clone();
+        sig[0] ^= 1;
+        let bad = format!("{}.{}", jws.signing_input, b64(sig));
+        assert_eq!(
+            set.verify(&parse(&bad).expect("parse"), &["ES256"]).err(),
+            Some(JwsError::Signature)
+        );
+    }
+
+    /// RFC 8725 §2.1: `alg: none` and HMAC keyed with a public key never verify.
+    #[test]
+    fn none_and_hmac_confusion_are_refused() {
+        let (_, jwks) = ring();
+        let set = KeySet::from_jwks(&jwks, &["ES256"]).expect("set");
+        let header = b64(r#"{"alg":"none","typ":"JWT"}"#);
+        let t = format!("{header}.{}.", b64("{}"));
+        assert!(matches!(
+            set.verify(&parse(&t).expect("parse"), &["ES256"]),
+            Err(JwsError::Algorithm(_))
+        ));
+        let header = b64(r#"{"alg":"HS256"}"#);
+        let t = format!("{header}.{}.{}", b64("{}"), b64([0u8; 32]));
+        assert!(matches!(
+            set.verify(&parse(&t).expect("parse"), &["ES256", "HS256"]),
+            Err(JwsError::Algorithm(_))
+        ));
+    }
+
+    #[test]
+    fn strict_shape() {
+        assert_eq!(parse("a.b").err(), Some(JwsError::Shape));
+        assert_eq!(parse("a.b.c.d.e").err(), Some(JwsError::Encrypted));
+        assert_eq!(parse("a+b.c.d").err(), Some(JwsError::Shape));
+        assert_eq!(parse("YQ==.e30.").err(), Some(JwsError::Shape));
+        let dup = format!("{}.{}.", b64(r#"{"alg":"ES256","alg":"RS256"}"#), b64("{}"));
+        assert!(matches!(parse(&dup), Err(JwsError::Header(_))));
+        let crit = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"ES256","crit":["exp"]}"#),
+            b64("{}")
+        );
+        assert_eq!(parse(&crit).err(), Some(JwsError::Crit));
+        let arr = format!("{}.{}.", b64(r#"{"alg":"ES256"}"#), b64("[1]"));
+        assert_eq!(parse(&arr).err(), Some(JwsError::Payload));
+    }
+
+    #[test]
+    fn typ_comparison_accepts_application_prefix_case_insensitively() {
+        let h = |t: &str| Header {
+            alg: "ES256".into(),
+            kid: None,
+            typ: Some(t.into()),
+            crit: None,
+            jwk: None,
+        };
+        assert!(h("application/oauth-id-jag+jwt").typ_is("oauth-id-jag+jwt"));
+        assert!(h("OAUTH-ID-JAG+JWT").typ_is("oauth-id-jag+jwt"));
+        assert!(!h("JWT").typ_is("oauth-id-jag+jwt"));
+        assert!(!h("application/at+jwt").typ_is("oauth-id-jag+jwt"));
+    }
+
+    #[test]
+    fn private_keys_are_refused_in_a_trusted_set() {
+        let m = serde_json::json!({"keys":[{"kty":"oct","k":"c2VjcmV0"}]});
+        assert!(KeySet::from_jwks(&m, &["ES256"]).is_err());
+    }
+}
