@@ -10,11 +10,89 @@ use arc_swap::ArcSwap;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{IssuerSettings, Role, Settings, StoreSettings};
+use crate::crypto::verify::KeySet;
 use crate::crypto::{Keyring, keyring};
 use crate::http::metrics::Metrics;
+use crate::idp::{Fetcher, KeySource, Upstreams};
 use crate::oauth::metadata::{self, Capabilities};
-use crate::policy::Policy;
+use crate::policy::{Credential, Policy};
 use crate::store::Store;
+
+/// The policy in force with everything derived from it once per load: agents'
+/// `private_key_jwt` keys parsed, upstream key caches (kept across reloads when unchanged).
+pub struct ActivePolicy {
+    /// The policy file.
+    pub policy: Policy,
+    /// Parsed client-assertion keys, by agent id.
+    pub agent_keys: std::collections::HashMap<String, KeySet>,
+    /// Enterprise IdPs, trusted ID-JAG issuers and workload issuers, by issuer.
+    pub upstreams: Upstreams,
+}
+
+fn algs(list: &[crate::policy::Algorithm]) -> Vec<&'static str> {
+    list.iter().map(|a| a.as_str()).collect()
+}
+
+impl ActivePolicy {
+    /// Derive from a policy, reusing upstream caches of `previous` where nothing changed.
+    pub fn build(policy: Policy, previous: Option<&ActivePolicy>) -> Self {
+        let mut agent_keys = std::collections::HashMap::new();
+        for a in policy.agents() {
+            if let Credential::Jwks(j) = &a.credential {
+                match KeySet::from_jwks(&j.jwks, crate::oauth::metadata::CLIENT_ASSERTION_ALGS) {
+                    Ok(k) => {
+                        agent_keys.insert(a.id.clone(), k);
+                    }
+                    Err(e) => {
+                        tracing::error!(agent = %a.id, error = %e, "agent JWKS has no usable key; the agent cannot authenticate")
+                    }
+                }
+            }
+        }
+        let source = |j: &Option<crate::policy::StaticJwks>, d: KeySource| match j {
+            Some(s) => KeySource::Static(s.jwks.clone()),
+            None => d,
+        };
+        let mut wanted = Vec::new();
+        for i in policy.idps() {
+            wanted.push((
+                i.issuer.clone(),
+                source(&i.jwks, KeySource::OidcDiscovery),
+                algs(&i.algorithms),
+                i.allow_insecure_http,
+            ));
+        }
+        for t in policy.trusted_issuers() {
+            wanted.push((
+                t.issuer.clone(),
+                source(&t.jwks, KeySource::AsMetadata),
+                algs(&t.algorithms),
+                t.allow_insecure_http,
+            ));
+        }
+        for a in policy.agents() {
+            if let Credential::Workload { issuer, .. } = &a.credential
+                && !wanted.iter().any(|(i, ..)| i == issuer)
+            {
+                wanted.push((
+                    issuer.clone(),
+                    KeySource::AsMetadata,
+                    crate::crypto::verify::ASYMMETRIC_ALGS.to_vec(),
+                    false,
+                ));
+            }
+        }
+        let upstreams = match previous {
+            Some(p) => p.upstreams.rebuild(wanted),
+            None => Upstreams::default().rebuild(wanted),
+        };
+        Self {
+            policy,
+            agent_keys,
+            upstreams,
+        }
+    }
+}
 
 /// One issuer (trust domain) served by this process.
 pub struct IssuerRuntime {
@@ -36,8 +114,10 @@ pub struct Broker {
     pub clock: Arc<dyn Clock>,
     /// Runtime state.
     pub store: Arc<dyn Store>,
-    /// The human-owned policy; swapped whole on reload.
-    pub policy: ArcSwap<Policy>,
+    /// The human-owned policy and what is derived from it; swapped whole on reload.
+    pub policy: ArcSwap<ActivePolicy>,
+    /// Bounded HTTP client for upstream discovery and JWKS.
+    pub fetcher: Fetcher,
     /// Request metrics.
     pub metrics: Metrics,
     /// Dev-mode state (dev IdP, demo credentials), only under `serve --dev`.
@@ -117,7 +197,9 @@ impl Broker {
             settings,
             clock,
             store,
-            policy: ArcSwap::from_pointee(policy),
+            policy: ArcSwap::from_pointee(ActivePolicy::build(policy, None)),
+            fetcher: Fetcher::new(Duration::from_secs(5))
+                .map_err(|e| format!("http client: {e}"))?,
             metrics: Metrics::default(),
             dev,
             idp,
@@ -190,8 +272,10 @@ impl Broker {
         match crate::policy::load(path) {
             Ok(p) => {
                 let fp = p.fingerprint().to_owned();
-                if fp != self.policy.load().fingerprint() {
-                    self.policy.store(Arc::new(p));
+                let old = self.policy.load_full();
+                if fp != old.policy.fingerprint() {
+                    self.policy
+                        .store(Arc::new(ActivePolicy::build(p, Some(&old))));
                     tracing::info!(fingerprint = %fp, "policy reloaded");
                 }
             }

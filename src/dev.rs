@@ -56,6 +56,8 @@ pub struct DevAgent {
     pub secret: Option<String>,
     /// `private_key_jwt` private JWK, if it uses one.
     pub private_jwk: Option<Value>,
+    /// Whether the policy enables it.
+    pub enabled: bool,
 }
 
 /// Dev-mode state held by the broker.
@@ -110,6 +112,7 @@ issuer = "{dev_idp}"
 algorithms = ["RS256"]
 groups_claim = "groups"
 subject_claim = "sub"
+max_age = "1h"
 
 # Dev mode only: the resource-AS role trusts lanyard's own IdP role, named here explicitly
 # as a separate trust domain (its own issuer and keys). Production trusts other issuers.
@@ -144,6 +147,14 @@ owner = "bob@example.com"
 credential = {{ jwks = '{deploy_jwks}' }}
 idp_client_ids = {{ dev-idp = "deploy-bot-sso" }}
 max_ttl = "5m"
+
+# Switched off by its owner: it authenticates correctly but gets nothing (401).
+[[agent]]
+id = "retired-bot"
+owner = "alice@example.com"
+enabled = false
+credential = {{ client_secret_sha256 = "{retired_secret_sha}" }}
+idp_client_ids = {{ dev-idp = "retired-bot-sso" }}
 
 [[channel]]
 id = "slack:T01/C-eng-api"
@@ -256,6 +267,8 @@ pub fn build(addr: SocketAddr, clock: Arc<dyn Clock>) -> Result<(Broker, String)
     // Agents' throw-away credentials: a high-entropy secret for one, a key pair for the other.
     let triage_secret = random_id(32).map_err(|e| e.to_string())?;
     let triage_sha = hex(&Sha256::digest(triage_secret.as_bytes()));
+    let retired_secret = random_id(32).map_err(|e| e.to_string())?;
+    let retired_sha = hex(&Sha256::digest(retired_secret.as_bytes()));
     let (deploy_key, deploy_pem) =
         SigningKey::generate(SigningAlg::Es256, now).map_err(|e| e.to_string())?;
     let deploy_private = Value::Object(SigningKey::private_jwk_from_pem(
@@ -398,11 +411,13 @@ async fn bootstrap(State(b): State<Arc<Broker>>) -> Result<Response, OAuthError>
             "owner": a.owner,
             "client_secret": a.secret,
             "private_jwk": a.private_jwk,
+            "enabled": a.enabled,
         })).collect::<Vec<_>>(),
         "humans": d.humans.iter().map(|h| json!({
             "username": h.username, "sub": h.sub, "email": h.email, "groups": h.groups,
         })).collect::<Vec<_>>(),
         "resources": [GITHUB, TICKETS],
+        "dev_idp_max_age": 3600,
         "channels": ["slack:T01/C-eng-api", "slack:T01/C-support"],
     });
     Ok(crate::http::response::no_store_json(
@@ -435,7 +450,8 @@ async fn jwks(State(b): State<Arc<Broker>>) -> Result<Response, OAuthError> {
 }
 
 /// `POST /dev-idp/mint` with `user` (alice, bob) and `client_id` (the agent's SSO client id):
-/// an ID token for that human, as an enterprise IdP would issue after a login.
+/// an ID token for that human, as an enterprise IdP would issue after a login. Optional
+/// `auth_time_ago` (seconds) back-dates the login, to try `max_age` step-up.
 async fn mint(State(b): State<Arc<Broker>>, req: Request) -> Result<Response, OAuthError> {
     let d = dev(&b)?;
     let (parts, body) = req.into_parts();
@@ -458,13 +474,19 @@ async fn mint(State(b): State<Arc<Broker>>, req: Request) -> Result<Response, OA
         .flatten()
         .unwrap_or("triage-bot-sso");
     let now = b.clock.now();
+    let ago: u64 = form
+        .one("auth_time_ago")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let claims = json!({
         "iss": d.idp_issuer,
         "sub": human.sub,
         "aud": aud,
         "iat": now,
         "exp": now + 600,
-        "auth_time": now,
+        "auth_time": now.saturating_sub(ago),
         "amr": ["pwd"],
         "email": human.email,
         "email_verified": true,

@@ -27,9 +27,11 @@
 //! - [`telemetry`]: tracing setup (JSON or pretty).
 
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod core;
 pub mod crypto;
 pub mod dev;
 pub mod grants;

@@ -301,8 +301,7 @@ fn apply(tx: &redb::WriteTransaction, op: Op) -> ApplyResult {
         }
         Op::Audit(body, r) => {
             let mut t = tryop!(tx.open_table(AUDIT), Op::Audit(body, r));
-            let last =
-                tryop!(
+            let last = tryop!(
                     t.last()
                         .map(|o| o
                             .map(|(k, v)| (k.value(), v.value().get(32..64).map(<[u8]>::to_vec)))),

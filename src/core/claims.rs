@@ -1,0 +1,175 @@
+//! Typed JWT claims. Deserializing into structs (not `serde_json::Value`) is both cheaper
+//! and stricter: serde refuses a repeated known member (checklist G91).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::clock::UnixTime;
+
+/// `aud`: one string or an array of strings (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// A single audience.
+    One(String),
+    /// Several (or one, in an array).
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Every value.
+    pub fn values(&self) -> &[String] {
+        match self {
+            Self::One(s) => std::slice::from_ref(s),
+            Self::Many(v) => v,
+        }
+    }
+
+    /// Exactly one value equal to `expected`, by exact string comparison (ID-JAG §4.4.1,
+    /// RFC 7523bis: no normalisation of trailing slash, case or percent-encoding).
+    pub fn is_exactly(&self, expected: &str) -> bool {
+        matches!(self.values(), [one] if one == expected)
+    }
+}
+
+/// A NumericDate: seconds, possibly with a fraction (RFC 7519 §2). Non-numbers are refused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NumericDate(pub f64);
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if !v.is_finite() || v < 0.0 {
+            return Err(serde::de::Error::custom("NumericDate out of range"));
+        }
+        Ok(Self(v))
+    }
+}
+
+impl NumericDate {
+    /// Whole seconds (fractions truncated toward the past).
+    pub fn secs(self) -> UnixTime {
+        self.0 as UnixTime
+    }
+}
+
+/// An OpenID Connect ID token from an enterprise IdP (the subject token of leg 1).
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdTokenClaims {
+    /// Issuer.
+    pub iss: Option<String>,
+    /// Subject at the IdP.
+    pub sub: Option<String>,
+    /// Audience: the agent's client id at the IdP.
+    pub aud: Option<Audience>,
+    /// Authorized party (OIDC Core §2), required when `aud` has several values.
+    pub azp: Option<String>,
+    /// Expiry.
+    pub exp: Option<NumericDate>,
+    /// Issued at.
+    pub iat: Option<NumericDate>,
+    /// Not before.
+    pub nbf: Option<NumericDate>,
+    /// Authentication time.
+    pub auth_time: Option<NumericDate>,
+    /// Authentication context class.
+    pub acr: Option<String>,
+    /// Authentication methods.
+    pub amr: Option<Vec<String>>,
+    /// RFC 8693 §4.4: who may act for the subject.
+    pub may_act: Option<Value>,
+    /// Every other claim (groups, email, the mapped subject claim…).
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
+}
+
+/// A `private_key_jwt` client assertion (RFC 7523 §3).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClientAssertionClaims {
+    /// Issuer: the client id.
+    pub iss: Option<String>,
+    /// Subject: the client id.
+    pub sub: Option<String>,
+    /// This server's issuer identifier.
+    pub aud: Option<Audience>,
+    /// Expiry.
+    pub exp: Option<NumericDate>,
+    /// Issued at.
+    pub iat: Option<NumericDate>,
+    /// Not before.
+    pub nbf: Option<NumericDate>,
+    /// Unique id; single use.
+    pub jti: Option<String>,
+}
+
+/// An RFC 8693 §4.1 actor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The actor's subject (an agent principal).
+    pub sub: String,
+    /// A prior actor, when delegation is chained.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub act: Option<Box<Actor>>,
+}
+
+/// An RFC 9396 authorization detail of type `lanyard_action`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionDetail {
+    /// Always `lanyard_action`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Action names.
+    #[serde(default)]
+    pub actions: Vec<String>,
+    /// Resource (or channel) URIs.
+    #[serde(default)]
+    pub locations: Vec<String>,
+}
+
+/// The ID-JAG lanyard's IdP role signs (ID-JAG §3.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct IdJagClaims<'a> {
+    /// The IdP-role issuer.
+    pub iss: &'a str,
+    /// The subject the resource AS knows.
+    pub sub: &'a str,
+    /// The resource AS issuer.
+    pub aud: &'a str,
+    /// The agent's client id at that AS.
+    pub client_id: &'a str,
+    /// Unique id (≥ 128 bits).
+    pub jti: &'a str,
+    /// Issued at.
+    pub iat: UnixTime,
+    /// Expiry.
+    pub exp: UnixTime,
+    /// The granted resource.
+    pub resource: &'a str,
+    /// The granted actions, space-separated.
+    pub scope: &'a str,
+    /// The granted actions as RFC 9396 details.
+    pub authorization_details: &'a [ActionDetail],
+    /// The agent acting for the human.
+    pub act: &'a Actor,
+    /// The channel the request came from, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<&'a str>,
+    /// Copied from the ID token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<UnixTime>,
+    /// Copied from the ID token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<&'a str>,
+    /// Copied from the ID token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amr: Option<&'a [String]>,
+    /// Copied from the ID token (CLIENTS.md: some verifiers want it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<&'a str>,
+    /// Copied from the ID token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+    /// Proof-of-possession key binding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<&'a Value>,
+}

@@ -1,0 +1,327 @@
+//! The policy decision: effective grant = the agent's grant in this channel ∩ the human's
+//! own entitlement ∩ the request, minus the agent's `never` list (DESIGN points 2–3).
+//!
+//! Pure: a policy snapshot, the verified human, the request and `now` in; a [`Decision`] or
+//! a [`Rejection`] out. A channel member without access to a resource gets nothing for it
+//! through an agent — the agent never does what the human could not (no confused deputy).
+
+use crate::clock::UnixTime;
+use crate::policy::{Agent, HumanMatch, Policy, Resource};
+
+use super::Rejection;
+
+/// The human a request acts for, as the trusted IdP asserted them.
+#[derive(Debug, Clone, Default)]
+pub struct Human {
+    /// The subject the resource AS knows (after the per-IdP mapping).
+    pub sub: String,
+    /// Names a policy `user = …` may use for this human (subject, email, username).
+    pub names: Vec<String>,
+    /// Groups from the IdP's groups claim.
+    pub groups: Vec<String>,
+}
+
+impl Human {
+    fn matches(&self, who: &HumanMatch) -> bool {
+        match who {
+            HumanMatch::Group(g) => self.groups.iter().any(|x| x == g),
+            HumanMatch::User(u) => self.names.iter().any(|x| x == u),
+        }
+    }
+}
+
+/// What is asked for on one resource.
+#[derive(Debug, Clone, Default)]
+pub struct Asked<'a> {
+    /// The channel named by the request; `None` = the agent's direct grants.
+    pub channel: Option<&'a str>,
+    /// Actions from `scope`; `None` = no scope parameter.
+    pub scope: Option<Vec<&'a str>>,
+    /// Actions from `authorization_details` for this resource; `None` = none sent.
+    pub details: Option<Vec<&'a str>>,
+}
+
+/// The outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The granted actions, in the resource's order.
+    pub actions: Vec<String>,
+    /// Requested and otherwise allowed actions held back because they need a human's
+    /// just-in-time approval.
+    pub needs_approval: Vec<String>,
+}
+
+/// Decide what `agent`, acting for `human`, gets on `resource`.
+pub fn decide(
+    policy: &Policy,
+    agent: &Agent,
+    human: &Human,
+    resource: &Resource,
+    asked: &Asked<'_>,
+    now: UnixTime,
+) -> Result<Decision, Rejection> {
+    // The agent's side: its grants in the channel, or its direct grants.
+    let mut agent_actions: Vec<&str> = Vec::new();
+    let mut approval_actions: Vec<&str> = Vec::new();
+    match asked.channel {
+        Some(id) => {
+            let ch = policy
+                .channel(id)
+                .ok_or(Rejection::Denied("unknown channel"))?;
+            if let Some(g) = &ch.members_group
+                && !human.groups.iter().any(|x| x == g)
+            {
+                return Err(Rejection::Denied("human is not a member of the channel"));
+            }
+            for g in ch
+                .grants_for(&agent.id)
+                .filter(|g| g.resource == resource.uri && !g.is_expired_at(now))
+            {
+                agent_actions.extend(g.actions.iter().map(String::as_str));
+                approval_actions.extend(
+                    g.actions
+                        .iter()
+                        .filter(|a| g.needs_approval(a))
+                        .map(String::as_str),
+                );
+            }
+        }
+        None => {
+            for g in agent.grants.iter().filter(|g| g.resource == resource.uri) {
+                agent_actions.extend(g.actions.iter().map(String::as_str));
+            }
+        }
+    }
+    // The human's side: every entitlement that names them on this resource.
+    let entitled: Vec<&str> = policy
+        .entitlements()
+        .iter()
+        .filter(|e| e.resource == resource.uri && human.matches(&e.who))
+        .flat_map(|e| e.actions.iter().map(String::as_str))
+        .collect();
+    let base: Vec<&str> = resource
+        .actions
+        .iter()
+        .map(String::as_str)
+        .filter(|a| agent_actions.contains(a) && entitled.contains(a) && !agent.is_never(a))
+        .collect();
+    if base.is_empty() {
+        return Err(Rejection::Denied(
+            "no grant for this agent, human and resource",
+        ));
+    }
+    let wanted: Option<Vec<&str>> = match (&asked.scope, &asked.details) {
+        (None, None) => None,
+        (s, d) => Some(
+            s.iter()
+                .flatten()
+                .chain(d.iter().flatten())
+                .copied()
+                .collect(),
+        ),
+    };
+    let granted: Vec<&str> = match &wanted {
+        None => base.clone(),
+        Some(w) => base.iter().copied().filter(|a| w.contains(a)).collect(),
+    };
+    if granted.is_empty() {
+        return Err(if asked.scope.is_some() {
+            Rejection::Scope
+        } else {
+            Rejection::AuthorizationDetails("no requested action is allowed")
+        });
+    }
+    let (needs, ready): (Vec<&str>, Vec<&str>) =
+        granted.iter().partition(|a| approval_actions.contains(a));
+    if ready.is_empty() {
+        return Err(Rejection::Denied(
+            "every requested action needs a human's approval",
+        ));
+    }
+    Ok(Decision {
+        actions: ready.into_iter().map(str::to_owned).collect(),
+        needs_approval: needs.into_iter().map(str::to_owned).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: UnixTime = 1_800_000_000;
+    const GH: &str = "https://mcp.github.example/";
+
+    fn policy() -> Policy {
+        let text = format!(
+            r#"
+version = 1
+[[resource]]
+uri = "{GH}"
+authorization_server = "https://as.example"
+actions = ["repo.read", "issue.comment", "pull_request.create", "pull_request.merge"]
+
+[[agent]]
+id = "bot"
+owner = "alice@example.com"
+credential = {{ client_secret_sha256 = "{h}" }}
+never = ["pull_request.merge"]
+grants = [{{ resource = "{GH}", actions = ["repo.read"] }}]
+
+[[channel]]
+id = "eng"
+members_group = "eng"
+[[channel.grant]]
+agent = "bot"
+resource = "{GH}"
+actions = ["repo.read", "issue.comment", "pull_request.create", "pull_request.merge"]
+approval = {{ actions = ["pull_request.create"], approvers = ["group:leads"] }}
+
+[[channel]]
+id = "open"
+[[channel.grant]]
+agent = "bot"
+resource = "{GH}"
+actions = ["repo.read", "issue.comment"]
+
+[[channel]]
+id = "expired"
+[[channel.grant]]
+agent = "bot"
+resource = "{GH}"
+actions = ["repo.read"]
+expires = "2020-01-01"
+
+[[entitlement]]
+group = "eng"
+resource = "{GH}"
+actions = ["repo.read", "issue.comment", "pull_request.create", "pull_request.merge"]
+
+[[entitlement]]
+user = "carol@example.com"
+resource = "{GH}"
+actions = ["repo.read"]
+"#,
+            h = "0".repeat(64)
+        );
+        crate::policy::parse("test.toml", &text, std::path::Path::new("."))
+            .expect("test policy is valid")
+    }
+
+    fn human(groups: &[&str], email: &str) -> Human {
+        Human {
+            sub: "s".into(),
+            names: vec![email.into()],
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        }
+    }
+
+    fn run(
+        h: &Human,
+        channel: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<Vec<String>, Rejection> {
+        let p = policy();
+        let agent = p.agent("bot").expect("agent").clone();
+        let res = p.resource(GH).expect("resource").clone();
+        let asked = Asked {
+            channel,
+            scope: scope.map(|s| s.split(' ').collect()),
+            details: None,
+        };
+        decide(&p, &agent, h, &res, &asked, NOW).map(|d| d.actions)
+    }
+
+    #[test]
+    fn grant_is_intersection_of_agent_channel_and_human() {
+        let alice = human(&["eng"], "alice@example.com");
+        // Channel allows four, alice is entitled to four, never removes merge, approval holds
+        // back pull_request.create: two remain.
+        assert_eq!(
+            run(&alice, Some("eng"), None),
+            Ok(vec!["repo.read".into(), "issue.comment".into()])
+        );
+        // The request narrows further.
+        assert_eq!(
+            run(&alice, Some("eng"), Some("issue.comment")),
+            Ok(vec!["issue.comment".into()])
+        );
+        // Without a channel, only the agent's direct grants apply.
+        assert_eq!(run(&alice, None, None), Ok(vec!["repo.read".into()]));
+    }
+
+    /// The confused deputy of the seed critique: a member of an open channel who has no
+    /// entitlement on the resource gets nothing through the agent, whatever the channel allows.
+    #[test]
+    fn channel_member_without_access_gets_nothing_through_the_agent() {
+        let bob = human(&["support"], "bob@example.com");
+        assert_eq!(
+            run(&bob, Some("open"), None),
+            Err(Rejection::Denied(
+                "no grant for this agent, human and resource"
+            ))
+        );
+        // And a members-only channel refuses non-members outright.
+        assert_eq!(
+            run(&bob, Some("eng"), None),
+            Err(Rejection::Denied("human is not a member of the channel"))
+        );
+        // A user entitlement counts, but only for what it names.
+        let carol = human(&[], "carol@example.com");
+        assert_eq!(
+            run(&carol, Some("open"), None),
+            Ok(vec!["repo.read".into()])
+        );
+    }
+
+    /// An action on the `never` list is never granted, whatever the channel and human allow.
+    #[test]
+    fn never_list_wins_over_every_grant() {
+        let alice = human(&["eng"], "alice@example.com");
+        assert_eq!(
+            run(&alice, Some("eng"), Some("pull_request.merge")),
+            Err(Rejection::Scope)
+        );
+        let got =
+            run(&alice, Some("eng"), Some("repo.read pull_request.merge")).expect("partial grant");
+        assert!(!got.contains(&"pull_request.merge".to_owned()));
+    }
+
+    #[test]
+    fn approval_actions_are_held_back() {
+        let alice = human(&["eng"], "alice@example.com");
+        assert_eq!(
+            run(&alice, Some("eng"), Some("pull_request.create")),
+            Err(Rejection::Denied(
+                "every requested action needs a human's approval"
+            ))
+        );
+    }
+
+    #[test]
+    fn expired_and_unknown_channels_grant_nothing() {
+        let alice = human(&["eng"], "alice@example.com");
+        assert_eq!(
+            run(&alice, Some("expired"), None),
+            Err(Rejection::Denied(
+                "no grant for this agent, human and resource"
+            ))
+        );
+        assert_eq!(
+            run(&alice, Some("nope"), None),
+            Err(Rejection::Denied("unknown channel"))
+        );
+    }
+
+    #[test]
+    fn unknown_scope_values_are_dropped_but_nothing_allowed_is_invalid_scope() {
+        let alice = human(&["eng"], "alice@example.com");
+        assert_eq!(
+            run(&alice, Some("open"), Some("repo.read admin")),
+            Ok(vec!["repo.read".into()])
+        );
+        assert_eq!(
+            run(&alice, Some("open"), Some("admin")),
+            Err(Rejection::Scope)
+        );
+    }
+}

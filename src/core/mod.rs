@@ -1,0 +1,11 @@
+//! The pure core: no I/O, no clock, no randomness, no josekit/axum/redis.
+//!
+//! It takes verified claims, a policy snapshot and `now`, and returns a decision or a typed
+//! [`Rejection`]. Each grant maps rejections to wire errors in its own exhaustive `match`.
+
+pub mod claims;
+pub mod grant;
+pub mod rejection;
+pub mod validate;
+
+pub use rejection::Rejection;

@@ -1,0 +1,546 @@
+//! RFC 8693 token exchange at the IdP role: a human's ID token from a trusted enterprise
+//! IdP, presented by an authenticated agent → a down-scoped ID-JAG (draft-ietf-oauth-
+//! identity-assertion-authz-grant-04 §4.3, checklist sections D and E).
+//!
+//! The channel is named by the lanyard-specific `channel` form parameter; without it the
+//! agent's direct grants apply.
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::client_auth::Client;
+use crate::app::{ActivePolicy, Broker, IssuerRuntime};
+use crate::audit;
+use crate::clock::UnixTime;
+use crate::core::Rejection;
+use crate::core::claims::{ActionDetail, Actor, IdJagClaims, IdTokenClaims};
+use crate::core::grant::{self, Asked, Human};
+use crate::core::validate::{self, TimeRules};
+use crate::crypto::{Typ, random_id, sign_jwt, verify};
+use crate::oauth::{ErrorCode, FormParams, OAuthError, urn};
+use crate::policy::{Idp, Resource};
+
+/// The grant type URN.
+pub const GRANT_TYPE: &str = urn::GRANT_TOKEN_EXCHANGE;
+
+/// Longest accepted ID token lifetime (`exp − iat`).
+const MAX_ID_TOKEN_LIFETIME: u64 = 24 * 3600;
+
+/// The validated request parameters.
+#[derive(Debug)]
+pub struct Params<'f> {
+    subject_token: &'f str,
+    audience: &'f str,
+    resource: Option<&'f str>,
+    scope: Option<Vec<&'f str>>,
+    details: Option<Vec<ActionDetail>>,
+    channel: Option<&'f str>,
+}
+
+impl<'f> Params<'f> {
+    /// Read and check the parameters (RFC 8693 §2.1, ID-JAG §4.3).
+    pub fn parse(form: &'f FormParams) -> Result<Self, Rejection> {
+        let one = |n: &str| form.one(n).ok().flatten();
+        let requested = one("requested_token_type");
+        if requested != Some(urn::TOKEN_TYPE_ID_JAG) {
+            return Err(Rejection::Request(
+                "requested_token_type must be urn:ietf:params:oauth:token-type:id-jag",
+            ));
+        }
+        let (Some(subject_token), Some(subject_type)) =
+            (one("subject_token"), one("subject_token_type"))
+        else {
+            return Err(Rejection::Request(
+                "subject_token and subject_token_type are required",
+            ));
+        };
+        if subject_type != urn::TOKEN_TYPE_ID_TOKEN {
+            return Err(Rejection::Request(
+                "unsupported subject_token_type; send an ID token",
+            ));
+        }
+        match (one("actor_token"), one("actor_token_type")) {
+            (None, None) => {}
+            (Some(_), Some(_)) => return Err(Rejection::Request("actor_token is not supported")),
+            _ => {
+                return Err(Rejection::Request(
+                    "actor_token and actor_token_type go together",
+                ));
+            }
+        }
+        let audiences: Vec<&str> = form.all("audience").collect();
+        let audience = match audiences.as_slice() {
+            [] => return Err(Rejection::Request("audience is required")),
+            [a] => *a,
+            _ => return Err(Rejection::Target("one audience per ID-JAG")),
+        };
+        let resources: Vec<&str> = form.all("resource").collect();
+        let resource = match resources.as_slice() {
+            [] => None,
+            [r] => Some(*r),
+            _ => return Err(Rejection::Target("one resource per ID-JAG")),
+        };
+        if let Some(r) = resource {
+            // RFC 8707 §2: an absolute URI without a fragment.
+            match url::Url::parse(r) {
+                Ok(u) if u.fragment().is_none() && !r.contains('#') => {}
+                _ => {
+                    return Err(Rejection::Target(
+                        "resource must be an absolute URI without fragment",
+                    ));
+                }
+            }
+        }
+        let scope = one("scope").map(|s| s.split(' ').filter(|x| !x.is_empty()).collect());
+        let details = one("authorization_details")
+            .map(parse_details)
+            .transpose()?;
+        Ok(Self {
+            subject_token,
+            audience,
+            resource,
+            scope,
+            details,
+            channel: one("channel"),
+        })
+    }
+}
+
+/// RFC 9396 §2: a JSON array of objects with a string `type`; lanyard knows `lanyard_action`.
+pub fn parse_details(raw: &str) -> Result<Vec<ActionDetail>, Rejection> {
+    let v: Value =
+        serde_json::from_str(raw).map_err(|_| Rejection::AuthorizationDetails("not JSON"))?;
+    let arr = v
+        .as_array()
+        .ok_or(Rejection::AuthorizationDetails("not an array"))?;
+    let mut out = Vec::with_capacity(arr.len());
+    for item in arr {
+        match item.get("type").and_then(Value::as_str) {
+            Some(urn::AUTHORIZATION_DETAILS_LANYARD_ACTION) => {}
+            Some(_) => return Err(Rejection::AuthorizationDetails("unsupported type")),
+            None => {
+                return Err(Rejection::AuthorizationDetails(
+                    "element without a string type",
+                ));
+            }
+        }
+        let d: ActionDetail = serde_json::from_value(item.clone())
+            .map_err(|_| Rejection::AuthorizationDetails("malformed lanyard_action"))?;
+        if d.actions.is_empty() {
+            return Err(Rejection::AuthorizationDetails(
+                "lanyard_action needs actions",
+            ));
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// Map a rejection to this leg's wire error (checklist §1.14, D1, D4).
+pub fn reject(r: &Rejection) -> OAuthError {
+    use ErrorCode as C;
+    match r {
+        Rejection::Request(d) => OAuthError::new(C::InvalidRequest, d),
+        Rejection::MayAct => OAuthError::new(
+            C::InvalidRequest,
+            "the subject token does not allow this agent to act",
+        ),
+        Rejection::Malformed(_)
+        | Rejection::WrongType
+        | Rejection::UntrustedIssuer
+        | Rejection::SelfIssued
+        | Rejection::BadSignature(_)
+        | Rejection::Audience
+        | Rejection::ClientMismatch
+        | Rejection::Time(_)
+        | Rejection::Jti
+        | Rejection::Replay
+        | Rejection::Subject => OAuthError::new(C::InvalidGrant, "subject token validation failed"),
+        Rejection::KeysUnavailable => {
+            OAuthError::unavailable("identity provider keys unavailable; try again later", 2)
+        }
+        Rejection::AuthTooOld { max_age } => {
+            let mut e = OAuthError::new(
+                C::InsufficientUserAuthentication,
+                "the user must authenticate again",
+            );
+            e.extra.push(("max_age", json!(max_age)));
+            e
+        }
+        Rejection::Target(d) => OAuthError::new(C::InvalidTarget, d),
+        Rejection::Scope => {
+            OAuthError::new(C::InvalidScope, "none of the requested scopes is allowed")
+        }
+        Rejection::AuthorizationDetails(d) => OAuthError::new(C::InvalidAuthorizationDetails, d),
+        Rejection::Denied(_) => OAuthError::new(
+            C::AccessDenied,
+            "policy does not allow this agent to act for this user here",
+        ),
+    }
+}
+
+/// A verified subject: the IdP and the human, with the ID token's claims.
+struct Subject<'p> {
+    idp: &'p Idp,
+    human: Human,
+    claims: IdTokenClaims,
+}
+
+/// Validate the ID token (ID-JAG §4.3.3 step 1): trusted issuer, pinned algorithm, keys from
+/// that issuer only, `aud` = the agent's client id at the IdP, times, `may_act`, `auth_time`.
+async fn verify_subject<'p>(
+    b: &Broker,
+    active: &'p ActivePolicy,
+    client: &Client<'_>,
+    token: &str,
+    now: UnixTime,
+) -> Result<Subject<'p>, Rejection> {
+    let jws = verify::parse(token)
+        .map_err(|_| Rejection::Malformed("subject token is not a compact JWS"))?;
+    // RFC 8725 §3.12: an ID-JAG, an access token or a proof is never an ID token.
+    if [
+        "oauth-id-jag+jwt",
+        "at+jwt",
+        "dpop+jwt",
+        "txntoken+jwt",
+        "logout+jwt",
+    ]
+    .iter()
+    .any(|t| jws.header.typ_is(t))
+    {
+        return Err(Rejection::WrongType);
+    }
+    let claims: IdTokenClaims = serde_json::from_slice(&jws.payload)
+        .map_err(|_| Rejection::Malformed("ID token claims malformed"))?;
+    let iss = claims.iss.as_deref().ok_or(Rejection::UntrustedIssuer)?;
+    let idp = active
+        .policy
+        .idp_by_issuer(iss)
+        .ok_or(Rejection::UntrustedIssuer)?;
+    let up = active
+        .upstreams
+        .get(iss)
+        .ok_or(Rejection::UntrustedIssuer)?;
+    let keys = up
+        .keys_for(&b.fetcher, jws.header.kid.as_deref())
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "upstream IdP keys unavailable");
+            Rejection::KeysUnavailable
+        })?;
+    keys.0.verify(&jws, up.algorithms()).map_err(|e| {
+        tracing::info!(error = %e, "ID token signature refused");
+        Rejection::BadSignature("ID token")
+    })?;
+    let rules = TimeRules {
+        leeway: b.settings.leeway,
+        max_lifetime: MAX_ID_TOKEN_LIFETIME,
+        max_age: None,
+        require_iat: true,
+    };
+    validate::times(claims.exp, claims.iat, claims.nbf, rules, now)?;
+    // ID-JAG §4.3.3: the ID token was issued to this agent at that IdP.
+    let expected_aud = client
+        .agent
+        .idp_client_id(&idp.id)
+        .ok_or(Rejection::Audience)?;
+    let aud = claims.aud.as_ref().ok_or(Rejection::Audience)?;
+    if !aud.values().iter().any(|a| a == expected_aud) {
+        return Err(Rejection::Audience);
+    }
+    // OIDC Core §3.1.3.7: with several audiences, azp must name this client.
+    if aud.values().len() > 1 && claims.azp.as_deref() != Some(expected_aud) {
+        return Err(Rejection::ClientMismatch);
+    }
+    if let Some(may_act) = &claims.may_act {
+        let named = may_act.get("sub").and_then(Value::as_str);
+        if named != Some(client.agent.id.as_str()) && named != Some(expected_aud) {
+            return Err(Rejection::MayAct);
+        }
+    }
+    if let Some(max_age) = idp.max_age {
+        let auth_time = claims
+            .auth_time
+            .map(|t| t.secs())
+            .ok_or(Rejection::AuthTooOld {
+                max_age: max_age.as_secs(),
+            })?;
+        if now
+            > auth_time
+                .saturating_add(max_age.as_secs())
+                .saturating_add(b.settings.leeway)
+        {
+            return Err(Rejection::AuthTooOld {
+                max_age: max_age.as_secs(),
+            });
+        }
+    }
+    let str_claim = |name: &str| {
+        claims
+            .other
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let raw_sub = claims
+        .sub
+        .clone()
+        .filter(|s| !s.is_empty())
+        .ok_or(Rejection::Subject)?;
+    let sub = if idp.subject_claim == "sub" {
+        Some(raw_sub.clone())
+    } else {
+        str_claim(&idp.subject_claim)
+    };
+    let sub = sub.filter(|s| !s.is_empty()).ok_or(Rejection::Subject)?;
+    let groups = match claims.other.get(&idp.groups_claim) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    let mut names = vec![sub.clone(), raw_sub];
+    names.extend(str_claim("email"));
+    names.extend(str_claim("preferred_username"));
+    Ok(Subject {
+        idp,
+        human: Human { sub, names, groups },
+        claims,
+    })
+}
+
+/// The resource the ID-JAG is for: the named one, which the audience must govern, or the
+/// only resource of that audience the agent has a grant for.
+fn pick_resource<'p>(
+    active: &'p ActivePolicy,
+    p: &Params<'_>,
+    client: &Client<'_>,
+) -> Result<&'p Resource, Rejection> {
+    let policy = &active.policy;
+    if !policy
+        .resources()
+        .iter()
+        .any(|r| r.authorization_server == p.audience)
+    {
+        return Err(Rejection::Target("unknown audience"));
+    }
+    let named = p.resource.or_else(|| {
+        p.details.as_ref().and_then(|d| {
+            d.iter()
+                .flat_map(|x| x.locations.iter())
+                .find(|l| policy.resource(l).is_some())
+                .map(String::as_str)
+        })
+    });
+    match named {
+        Some(uri) => {
+            let r = policy
+                .resource(uri)
+                .ok_or(Rejection::Target("unknown resource"))?;
+            if r.authorization_server != p.audience {
+                return Err(Rejection::Target(
+                    "resource is not governed by the audience",
+                ));
+            }
+            Ok(r)
+        }
+        None => {
+            let mut candidates = policy.resources().iter().filter(|r| {
+                r.authorization_server == p.audience
+                    && (client.agent.grants.iter().any(|g| g.resource == r.uri)
+                        || policy
+                            .channels()
+                            .iter()
+                            .any(|c| c.grants_for(&client.agent.id).any(|g| g.resource == r.uri)))
+            });
+            match (candidates.next(), candidates.next()) {
+                (Some(r), None) => Ok(r),
+                _ => Err(Rejection::Target("name the resource")),
+            }
+        }
+    }
+}
+
+/// Handle a token-exchange request from an authenticated client.
+pub async fn handle(
+    b: &Broker,
+    iss: &IssuerRuntime,
+    active: &ActivePolicy,
+    client: Client<'_>,
+    _headers: &HeaderMap,
+    form: &FormParams,
+    now: UnixTime,
+) -> Result<Response, OAuthError> {
+    let mut trail = Trail {
+        b,
+        iss,
+        agent: &client.agent.id,
+        now,
+        human: None,
+        channel: form.one("channel").ok().flatten(),
+        resource: None,
+    };
+    let params = Params::parse(form).map_err(|r| trail.deny(&r))?;
+    let subject = verify_subject(b, active, &client, params.subject_token, now)
+        .await
+        .map_err(|r| trail.deny(&r))?;
+    trail.human = Some(subject.human.sub.clone());
+    let resource = pick_resource(active, &params, &client).map_err(|r| trail.deny(&r))?;
+    trail.resource = Some(resource.uri.clone());
+    let detail_actions: Option<Vec<&str>> = params.details.as_ref().map(|ds| {
+        ds.iter()
+            .filter(|d| d.locations.is_empty() || d.locations.iter().any(|l| *l == resource.uri))
+            .flat_map(|d| d.actions.iter().map(String::as_str))
+            .collect()
+    });
+    let asked = Asked {
+        channel: params.channel,
+        scope: params.scope.clone(),
+        details: detail_actions,
+    };
+    let decision = grant::decide(
+        &active.policy,
+        client.agent,
+        &subject.human,
+        resource,
+        &asked,
+        now,
+    )
+    .map_err(|r| trail.deny(&r))?;
+
+    let ttl = iss
+        .settings
+        .max_token_ttl
+        .as_secs()
+        .min(client.agent.max_ttl.as_secs())
+        .min(300);
+    let jti = random_id(18).map_err(|e| server_error(&e))?;
+    let scope = decision.actions.join(" ");
+    let details = [ActionDetail {
+        kind: urn::AUTHORIZATION_DETAILS_LANYARD_ACTION.into(),
+        actions: decision.actions.clone(),
+        locations: vec![resource.uri.clone()],
+    }];
+    let actor = Actor {
+        sub: client.agent.id.clone(),
+        act: None,
+    };
+    let c = &subject.claims;
+    let str_claim = |n: &str| c.other.get(n).and_then(Value::as_str);
+    let claims = IdJagClaims {
+        iss: &iss.settings.issuer,
+        sub: &subject.human.sub,
+        aud: params.audience,
+        client_id: client.agent.client_id_at(params.audience),
+        jti: &jti,
+        iat: now,
+        exp: now + ttl,
+        resource: &resource.uri,
+        scope: &scope,
+        authorization_details: &details,
+        act: &actor,
+        channel: params.channel,
+        auth_time: c.auth_time.map(|t| t.secs()),
+        acr: c.acr.as_deref(),
+        amr: c.amr.as_deref(),
+        email: str_claim("email"),
+        email_verified: c.other.get("email_verified").and_then(Value::as_bool),
+        cnf: None,
+    };
+    let keys = iss.keys.load();
+    let key = keys.active(now).ok_or_else(|| {
+        tracing::error!("no active signing key");
+        OAuthError::unavailable("signing key unavailable", 5)
+    })?;
+    let token = sign_jwt(key, Typ::IdJag, &claims).map_err(|e| server_error(&e))?;
+    let record = audit::Record {
+        at: now,
+        event: "token_exchange",
+        decision: "issued",
+        human: Some(&subject.human.sub),
+        agent: Some(&client.agent.id),
+        channel: params.channel,
+        resource: Some(&resource.uri),
+        actions: &decision.actions,
+        reason: if decision.needs_approval.is_empty() {
+            "granted"
+        } else {
+            "granted; actions needing approval held back"
+        },
+        token_id: Some(&jti),
+        issuer: &iss.settings.issuer,
+    };
+    // Fail closed: no token leaves without its durable audit record.
+    audit::write(b.store.as_ref(), &record).await.map_err(|e| {
+        tracing::error!(error = %e, "audit write failed; token withheld");
+        OAuthError::unavailable("try again later", 1)
+    })?;
+    tracing::info!(agent = %client.agent.id, idp = %subject.idp.id, resource = %resource.uri, jti = %jti, "ID-JAG issued");
+    let mut body = json!({
+        "access_token": token,
+        "issued_token_type": urn::TOKEN_TYPE_ID_JAG,
+        "token_type": "N_A",
+        "expires_in": ttl,
+        "scope": scope,
+        "resource": resource.uri,
+    });
+    if params.details.is_some()
+        && let Some(o) = body.as_object_mut()
+    {
+        o.insert("authorization_details".into(), json!(details));
+    }
+    Ok(crate::http::response::no_store_json(
+        StatusCode::OK,
+        body.to_string().into_bytes(),
+    ))
+}
+
+fn server_error(e: &dyn std::fmt::Display) -> OAuthError {
+    tracing::error!(error = %e, "token exchange failed");
+    OAuthError::new(ErrorCode::ServerError, "internal error")
+}
+
+/// Writes the audit record of a denial and returns the wire error.
+struct Trail<'a> {
+    b: &'a Broker,
+    iss: &'a IssuerRuntime,
+    agent: &'a str,
+    now: UnixTime,
+    human: Option<String>,
+    channel: Option<&'a str>,
+    resource: Option<String>,
+}
+
+impl Trail<'_> {
+    fn deny(&self, r: &Rejection) -> OAuthError {
+        let reason = format!("{r:?}");
+        tracing::info!(agent = %self.agent, reason = %reason, "token exchange denied");
+        let body = audit::Record {
+            at: self.now,
+            event: "token_exchange",
+            decision: "denied",
+            human: self.human.as_deref(),
+            agent: Some(self.agent),
+            channel: self.channel,
+            resource: self.resource.as_deref(),
+            actions: &[],
+            reason: &reason,
+            token_id: None,
+            issuer: &self.iss.settings.issuer,
+        };
+        if let Ok(bytes) = serde_json::to_vec(&body) {
+            let store = self.b.store.clone();
+            // A denial issues nothing, so its record need not hold up the response.
+            tokio::spawn(async move {
+                if let Err(e) = store.append_audit(bytes).await {
+                    tracing::warn!(error = %e, "audit write of a denial failed");
+                }
+            });
+        }
+        reject(r)
+    }
+}
