@@ -84,15 +84,17 @@ mod tests {
         Some(NumericDate(t as f64))
     }
 
+    type Row = (
+        Option<NumericDate>,
+        Option<NumericDate>,
+        Option<NumericDate>,
+        Result<(), Rejection>,
+    );
+
     /// One row per rule: (exp, iat, nbf, expected).
     #[test]
     fn time_rules_table() {
-        let rows: &[(
-            Option<NumericDate>,
-            Option<NumericDate>,
-            Option<NumericDate>,
-            Result<(), Rejection>,
-        )] = &[
+        let rows: &[Row] = &[
             (d(NOW + 300), d(NOW), None, Ok(())),
             (None, d(NOW), None, Err(Rejection::Time("exp missing"))),
             (d(NOW - 30), d(NOW - 300), None, Ok(())), // expired within leeway: accepted (G81)

@@ -332,7 +332,7 @@ impl Keyring {
 
 /// State of key `index` among keys whose `use_from` times (sorted) are given.
 fn key_state(
-    use_from: impl Iterator<Item = UnixTime> + Clone,
+    mut use_from: impl Iterator<Item = UnixTime> + Clone,
     index: usize,
     now: UnixTime,
     retention: u64,
@@ -344,7 +344,7 @@ fn key_state(
         return KeyState::Next;
     }
     // A key stops signing when its immediate successor starts.
-    match use_from.skip(index + 1).next() {
+    match use_from.nth(index + 1) {
         Some(successor) if successor <= now => {
             let until = successor.saturating_add(retention);
             if now < until {

@@ -393,7 +393,7 @@ pub async fn handle(
     trail.resource = Some(resource.uri.clone());
     let detail_actions: Option<Vec<&str>> = params.details.as_ref().map(|ds| {
         ds.iter()
-            .filter(|d| d.locations.is_empty() || d.locations.iter().any(|l| *l == resource.uri))
+            .filter(|d| d.locations.is_empty() || d.locations.contains(&resource.uri))
             .flat_map(|d| d.actions.iter().map(String::as_str))
             .collect()
     });

@@ -855,3 +855,15 @@ actions = ["read"]
     assert_eq!((got[0].0, got[0].2), (17, "channel[0].grant[1].agent"));
     assert!(got[0].3.contains("first on line 13"), "{errors}");
 }
+
+/// The shipped example must stay valid: people copy it.
+#[test]
+fn example_policy_checks() {
+    let text = include_str!("../../policy.example.toml");
+    let p = super::parse("policy.example.toml", text, std::path::Path::new(".")).unwrap();
+    assert_eq!(p.agents().len(), 2);
+    assert!(
+        p.trusted_issuer("https://acme.okta.com/oauth2/xaa")
+            .is_some()
+    );
+}

@@ -167,7 +167,8 @@ fn apply_batch(db: &Database, batch: Vec<Op>) {
     for op in ops.by_ref() {
         match apply(&tx, op) {
             Ok(d) => done.push(d),
-            Err((op, e)) => {
+            Err(failure) => {
+                let (op, e) = *failure;
                 tracing::error!(error = %e, "store: write failed; batch aborted");
                 failed = Some(op);
                 break;
@@ -219,7 +220,7 @@ fn next_seq<T: ReadableTable<u64, &'static [u8]>>(t: &T) -> Result<u64, redb::St
     Ok(t.last()?.map_or(1, |(k, _)| k.value() + 1))
 }
 
-type ApplyResult = Result<Done, (Op, redb::Error)>;
+type ApplyResult = Result<Done, Box<(Op, redb::Error)>>;
 
 fn apply(tx: &redb::WriteTransaction, op: Op) -> ApplyResult {
     // Each arm hands the op back on error so its caller still gets an answer.
@@ -227,7 +228,7 @@ fn apply(tx: &redb::WriteTransaction, op: Op) -> ApplyResult {
         ($e:expr, $op:expr) => {
             match $e {
                 Ok(v) => v,
-                Err(e) => return Err(($op, e.into())),
+                Err(e) => return Err(Box::new(($op, e.into()))),
             }
         };
     }
@@ -311,10 +312,10 @@ fn apply(tx: &redb::WriteTransaction, op: Op) -> ApplyResult {
                 None => (1, [0u8; 32]),
                 Some((k, Some(h))) => (k + 1, h.try_into().unwrap_or([0u8; 32])),
                 Some((_, None)) => {
-                    return Err((
+                    return Err(Box::new((
                         Op::Audit(body, r),
                         redb::Error::Corrupted("audit entry too short".into()),
-                    ));
+                    )));
                 }
             };
             let hash = AuditEntry::chain_hash(&prev, seq, &body);

@@ -11,10 +11,13 @@ use super::{
 };
 use crate::clock::UnixTime;
 
+/// (kind prefix, id) → (expiry, value).
+type Records = BTreeMap<(&'static str, String), (Option<UnixTime>, Vec<u8>)>;
+
 #[derive(Default)]
 struct Inner {
     replay: HashMap<ReplayKey, UnixTime>,
-    records: BTreeMap<(&'static str, String), (Option<UnixTime>, Vec<u8>)>,
+    records: Records,
     revocations: HashMap<String, Revocation>,
     feed: Vec<(u64, Revocation)>,
     audit: Vec<AuditEntry>,

@@ -1,1 +1,10 @@
+//! Integration tests: a real `lanyard` process on 127.0.0.1, driven over HTTP, with a real
+//! OIDC issuer (discovery + JWKS) beside it. One binary; one file per behaviour.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
+mod cli;
+mod keys;
+mod restart;
+mod token_exchange;
