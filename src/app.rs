@@ -130,7 +130,12 @@ pub struct Broker {
 
 /// What the optional features of this build advertise.
 pub fn capabilities() -> Capabilities {
-    Capabilities::default()
+    Capabilities {
+        authorization_details: true,
+        dpop_algs: crate::crypto::dpop::DPOP_ALGS.to_vec(),
+        introspection: false,
+        revocation: false,
+    }
 }
 
 /// A startup failure, with an operator-facing message.

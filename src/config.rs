@@ -190,6 +190,9 @@ pub struct RawIssuer {
     /// Longest lifetime of a token this role issues. IdP: default and maximum `5m`.
     /// Authorization server: ceiling over every agent and resource, default `10m`, max `1h`.
     pub max_token_ttl: Option<String>,
+    /// Require a server-issued `nonce` in DPoP proofs at this token endpoint (RFC 9449 §8).
+    /// Default false.
+    pub require_dpop_nonce: Option<bool>,
 }
 
 /// `[policy]`
@@ -278,6 +281,8 @@ pub struct IssuerSettings {
     pub path: String,
     /// Longest lifetime of a token this issuer signs.
     pub max_token_ttl: Duration,
+    /// Whether DPoP proofs at this token endpoint must carry a server nonce.
+    pub require_dpop_nonce: bool,
 }
 
 impl IssuerSettings {
@@ -769,6 +774,7 @@ fn issuer(
             issuer: iss.to_owned(),
             path,
             max_token_ttl: ttl,
+            require_dpop_nonce: raw.require_dpop_nonce.unwrap_or(false),
         }),
         Err(m) => {
             c.push(&field, m);

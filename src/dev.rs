@@ -232,6 +232,7 @@ pub fn build(addr: SocketAddr, clock: Arc<dyn Clock>) -> Result<(Broker, String)
         issuer: format!("{origin}{path}"),
         path: path.into(),
         max_token_ttl: Duration::from_secs(ttl),
+        require_dpop_nonce: false,
     };
     let settings = Settings {
         listen: addr,

@@ -46,6 +46,10 @@ struct Observed {
 pub struct TokenSuccess {
     /// `case: METHOD url` of the request that produced it.
     pub origin: String,
+    /// The URL the request went to (which issuer's token endpoint issued the token).
+    pub url: String,
+    /// The issued `access_token` when it is a string (A7 looks inside JWTs).
+    pub access_token: Option<String>,
     /// The response's media type (lower case, parameters dropped).
     pub content_type: Option<String>,
     /// Whether `Cache-Control` carried `no-store`.
@@ -301,11 +305,16 @@ impl Http {
                 }
             }
         }
-        if (200..300).contains(&resp.status)
-            && resp.json().is_some_and(|v| v.get("access_token").is_some())
-        {
+        let issued = (200..300)
+            .contains(&resp.status)
+            .then(|| resp.json())
+            .flatten()
+            .and_then(|v| v.get("access_token").cloned());
+        if let Some(token) = issued {
             o.token_successes.push(TokenSuccess {
                 origin,
+                url: req.url.clone(),
+                access_token: token.as_str().map(str::to_owned),
                 content_type: resp.media_type(),
                 no_store: resp.cache_control_has("no-store"),
             });

@@ -173,3 +173,107 @@ pub struct IdJagClaims<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cnf: Option<&'a Value>,
 }
+
+/// An ID-JAG as the resource AS reads it (ID-JAG §3.1, §4.4.1).
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdJagIn {
+    /// Issuer.
+    pub iss: Option<String>,
+    /// The human.
+    pub sub: Option<Value>,
+    /// This AS.
+    pub aud: Option<Audience>,
+    /// The client at this AS.
+    pub client_id: Option<String>,
+    /// Unique id.
+    pub jti: Option<Value>,
+    /// Expiry.
+    pub exp: Option<NumericDate>,
+    /// Issued at.
+    pub iat: Option<NumericDate>,
+    /// Not before.
+    pub nbf: Option<NumericDate>,
+    /// Granted resource(s).
+    pub resource: Option<ResourceClaim>,
+    /// Granted scope.
+    pub scope: Option<String>,
+    /// Granted details.
+    pub authorization_details: Option<Value>,
+    /// Prior actor.
+    pub act: Option<Actor>,
+    /// lanyard: the channel.
+    pub channel: Option<String>,
+    /// Key binding.
+    pub cnf: Option<Confirmation>,
+    /// Authentication time.
+    pub auth_time: Option<NumericDate>,
+    /// Authentication context.
+    pub acr: Option<String>,
+    /// Authentication methods.
+    pub amr: Option<Vec<String>>,
+}
+
+/// `resource`: one URI or several.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ResourceClaim {
+    /// One.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl ResourceClaim {
+    /// Every value.
+    pub fn values(&self) -> &[String] {
+        match self {
+            Self::One(s) => std::slice::from_ref(s),
+            Self::Many(v) => v,
+        }
+    }
+}
+
+/// RFC 7800 / RFC 9449 §6 confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// JWK SHA-256 thumbprint.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub jkt: Option<String>,
+    /// Certificate thumbprint (mTLS); lanyard does not bind to it and refuses ID-JAGs that do.
+    #[serde(rename = "x5t#S256", skip_serializing_if = "Option::is_none", default)]
+    pub x5t_s256: Option<String>,
+}
+
+/// The RFC 9068 access token lanyard's resource AS signs.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessTokenClaims<'a> {
+    /// The AS issuer.
+    pub iss: &'a str,
+    /// The human.
+    pub sub: &'a str,
+    /// The one resource.
+    pub aud: &'a str,
+    /// The agent's client id here.
+    pub client_id: &'a str,
+    /// Issued at.
+    pub iat: UnixTime,
+    /// Expiry.
+    pub exp: UnixTime,
+    /// Unique id.
+    pub jti: &'a str,
+    /// Granted actions, space-separated.
+    pub scope: &'a str,
+    /// Granted actions as details.
+    pub authorization_details: &'a [ActionDetail],
+    /// The agent, with prior actors nested.
+    pub act: &'a Actor,
+    /// The channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<&'a str>,
+    /// Key binding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+    /// Authentication time of the human, from the ID-JAG.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<UnixTime>,
+}

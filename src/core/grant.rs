@@ -144,6 +144,80 @@ pub fn decide(
     })
 }
 
+/// What the resource AS grants on `resource` (ID-JAG §4.4, MCP EMA §7.2.1): the request ∩
+/// the ID-JAG ∩ this server's own policy for the agent (its grant in the ID-JAG's channel, or
+/// its direct grants), minus its `never` list. `from_id_jag` = `None` when the ID-JAG names no
+/// actions (then this server's policy alone bounds the grant); `requested` = `None` when the
+/// request narrows nothing.
+pub fn decide_resource_server(
+    policy: &Policy,
+    agent: &Agent,
+    resource: &Resource,
+    channel: Option<&str>,
+    from_id_jag: Option<&[&str]>,
+    requested: Option<&[&str]>,
+    now: UnixTime,
+) -> Result<Decision, Rejection> {
+    let mut agent_actions: Vec<&str> = Vec::new();
+    let mut approval_actions: Vec<&str> = Vec::new();
+    match channel {
+        Some(id) => {
+            let ch = policy
+                .channel(id)
+                .ok_or(Rejection::Denied("unknown channel"))?;
+            for g in ch
+                .grants_for(&agent.id)
+                .filter(|g| g.resource == resource.uri && !g.is_expired_at(now))
+            {
+                agent_actions.extend(g.actions.iter().map(String::as_str));
+                approval_actions.extend(
+                    g.actions
+                        .iter()
+                        .filter(|a| g.needs_approval(a))
+                        .map(String::as_str),
+                );
+            }
+        }
+        None => {
+            for g in agent.grants.iter().filter(|g| g.resource == resource.uri) {
+                agent_actions.extend(g.actions.iter().map(String::as_str));
+            }
+        }
+    }
+    // RFC 7521 §4.1: a request may only narrow what the grant carries.
+    if let (Some(req), Some(idjag)) = (requested, from_id_jag)
+        && req.iter().any(|a| !idjag.contains(a))
+    {
+        return Err(Rejection::Scope);
+    }
+    let granted: Vec<&str> = resource
+        .actions
+        .iter()
+        .map(String::as_str)
+        .filter(|a| agent_actions.contains(a) && !agent.is_never(a))
+        .filter(|a| from_id_jag.is_none_or(|i| i.contains(a)))
+        .filter(|a| requested.is_none_or(|r| r.contains(a)))
+        .collect();
+    if granted.is_empty() {
+        return Err(if requested.is_some() {
+            Rejection::Scope
+        } else {
+            Rejection::Denied("nothing this server allows")
+        });
+    }
+    let (needs, ready): (Vec<&str>, Vec<&str>) =
+        granted.iter().partition(|a| approval_actions.contains(a));
+    if ready.is_empty() {
+        return Err(Rejection::Denied(
+            "every requested action needs a human's approval",
+        ));
+    }
+    Ok(Decision {
+        actions: ready.into_iter().map(str::to_owned).collect(),
+        needs_approval: needs.into_iter().map(str::to_owned).collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +383,43 @@ actions = ["repo.read"]
         assert_eq!(
             run(&alice, Some("nope"), None),
             Err(Rejection::Denied("unknown channel"))
+        );
+    }
+
+    /// Resource AS: requested ∩ ID-JAG ∩ own policy; a request beyond the ID-JAG is refused.
+    #[test]
+    fn resource_server_grant_is_request_and_id_jag_and_policy() {
+        let p = policy();
+        let agent = p.agent("bot").expect("agent").clone();
+        let res = p.resource(GH).expect("resource").clone();
+        let d = |ch, idjag: Option<&[&str]>, req: Option<&[&str]>| {
+            decide_resource_server(&p, &agent, &res, ch, idjag, req, NOW).map(|d| d.actions)
+        };
+        assert_eq!(
+            d(Some("open"), Some(&["repo.read", "issue.comment"]), None),
+            Ok(vec!["repo.read".into(), "issue.comment".into()])
+        );
+        assert_eq!(
+            d(
+                Some("open"),
+                Some(&["repo.read", "issue.comment"]),
+                Some(&["issue.comment"])
+            ),
+            Ok(vec!["issue.comment".into()])
+        );
+        assert_eq!(
+            d(Some("open"), Some(&["repo.read"]), Some(&["issue.comment"])),
+            Err(Rejection::Scope)
+        );
+        // The ID-JAG cannot widen this server's policy: no direct grant for issue.comment.
+        assert_eq!(
+            d(None, Some(&["issue.comment"]), None),
+            Err(Rejection::Denied("nothing this server allows"))
+        );
+        // The never list holds here too.
+        assert_eq!(
+            d(Some("eng"), Some(&["pull_request.merge"]), None),
+            Err(Rejection::Denied("nothing this server allows"))
         );
     }
 

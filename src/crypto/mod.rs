@@ -3,6 +3,7 @@
 //! Keys are parsed once (at load or reload), never per request; each JOSE header is
 //! serialized once per key and reused.
 
+pub mod dpop;
 pub mod jwk;
 pub mod keyring;
 pub mod sign;

@@ -96,8 +96,16 @@ pub async fn authenticate<'p>(
             client_id,
         } => assertion_auth(b, iss, active, &assertion, client_id.as_deref(), now).await?,
     };
+    // A Basic client gets its challenge back on every 401 (RFC 6749 §5.2).
+    let challenge = |e: OAuthError| {
+        if method == "client_secret_basic" {
+            e.with_challenge(BASIC_CHALLENGE)
+        } else {
+            e
+        }
+    };
     if !agent.enabled {
-        return Err(failed("agent disabled in policy"));
+        return Err(challenge(failed("agent disabled in policy")));
     }
     let revoked = b
         .store
@@ -113,7 +121,7 @@ pub async fn authenticate<'p>(
             OAuthError::unavailable("try again later", 1)
         })?;
     if revoked.is_some() {
-        return Err(failed("agent revoked"));
+        return Err(challenge(failed("agent revoked")));
     }
     Ok(Client { agent, method })
 }

@@ -5,21 +5,21 @@
 //! The channel is named by the lanyard-specific `channel` form parameter; without it the
 //! agent's direct grants apply.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::client_auth::Client;
 use crate::app::{ActivePolicy, Broker, IssuerRuntime};
-use crate::audit;
 use crate::clock::UnixTime;
 use crate::core::Rejection;
-use crate::core::claims::{ActionDetail, Actor, IdJagClaims, IdTokenClaims};
+use crate::core::claims::{ActionDetail, Actor, Confirmation, IdJagClaims, IdTokenClaims};
 use crate::core::grant::{self, Asked, Human};
 use crate::core::validate::{self, TimeRules};
+use crate::crypto::dpop::Proof;
 use crate::crypto::{Typ, random_id, sign_jwt, verify};
 use crate::oauth::{ErrorCode, FormParams, OAuthError, urn};
-use crate::policy::{Idp, Resource};
+use crate::policy::Resource;
 
 /// The grant type URN.
 pub const GRANT_TYPE: &str = urn::GRANT_TOKEN_EXCHANGE;
@@ -181,21 +181,20 @@ pub fn reject(r: &Rejection) -> OAuthError {
 }
 
 /// A verified subject: the IdP and the human, with the ID token's claims.
-struct Subject<'p> {
-    idp: &'p Idp,
+struct Subject {
     human: Human,
     claims: IdTokenClaims,
 }
 
 /// Validate the ID token (ID-JAG §4.3.3 step 1): trusted issuer, pinned algorithm, keys from
 /// that issuer only, `aud` = the agent's client id at the IdP, times, `may_act`, `auth_time`.
-async fn verify_subject<'p>(
+async fn verify_subject(
     b: &Broker,
-    active: &'p ActivePolicy,
+    active: &ActivePolicy,
     client: &Client<'_>,
     token: &str,
     now: UnixTime,
-) -> Result<Subject<'p>, Rejection> {
+) -> Result<Subject, Rejection> {
     let jws = verify::parse(token)
         .map_err(|_| Rejection::Malformed("subject token is not a compact JWS"))?;
     // RFC 8725 §3.12: an ID-JAG, an access token or a proof is never an ID token.
@@ -307,7 +306,6 @@ async fn verify_subject<'p>(
     names.extend(str_claim("email"));
     names.extend(str_claim("preferred_username"));
     Ok(Subject {
-        idp,
         human: Human { sub, names, groups },
         claims,
     })
@@ -371,25 +369,18 @@ pub async fn handle(
     iss: &IssuerRuntime,
     active: &ActivePolicy,
     client: Client<'_>,
-    _headers: &HeaderMap,
+    proof: Option<Proof>,
     form: &FormParams,
     now: UnixTime,
 ) -> Result<Response, OAuthError> {
-    let mut trail = Trail {
-        b,
-        iss,
-        agent: &client.agent.id,
-        now,
-        human: None,
-        channel: form.one("channel").ok().flatten(),
-        resource: None,
-    };
-    let params = Params::parse(form).map_err(|r| trail.deny(&r))?;
+    let channel = form.one("channel").ok().flatten().map(str::to_owned);
+    let mut trail = super::Trail::new(b, iss, "token_exchange", &client.agent.id, now, channel);
+    let params = Params::parse(form).map_err(|r| trail.deny(&r, reject))?;
     let subject = verify_subject(b, active, &client, params.subject_token, now)
         .await
-        .map_err(|r| trail.deny(&r))?;
+        .map_err(|r| trail.deny(&r, reject))?;
     trail.human = Some(subject.human.sub.clone());
-    let resource = pick_resource(active, &params, &client).map_err(|r| trail.deny(&r))?;
+    let resource = pick_resource(active, &params, &client).map_err(|r| trail.deny(&r, reject))?;
     trail.resource = Some(resource.uri.clone());
     let detail_actions: Option<Vec<&str>> = params.details.as_ref().map(|ds| {
         ds.iter()
@@ -410,7 +401,7 @@ pub async fn handle(
         &asked,
         now,
     )
-    .map_err(|r| trail.deny(&r))?;
+    .map_err(|r| trail.deny(&r, reject))?;
 
     let ttl = iss
         .settings
@@ -418,7 +409,7 @@ pub async fn handle(
         .as_secs()
         .min(client.agent.max_ttl.as_secs())
         .min(300);
-    let jti = random_id(18).map_err(|e| server_error(&e))?;
+    let jti = random_id(18).map_err(|e| super::server_error(&e))?;
     let scope = decision.actions.join(" ");
     let details = [ActionDetail {
         kind: urn::AUTHORIZATION_DETAILS_LANYARD_ACTION.into(),
@@ -429,6 +420,14 @@ pub async fn handle(
         sub: client.agent.id.clone(),
         act: None,
     };
+    // ID-JAG §9.8: a DPoP proof at the exchange binds the ID-JAG to its key.
+    let cnf = proof.map(|p| {
+        serde_json::to_value(Confirmation {
+            jkt: Some(p.jkt),
+            x5t_s256: None,
+        })
+        .unwrap_or(Value::Null)
+    });
     let c = &subject.claims;
     let str_claim = |n: &str| c.other.get(n).and_then(Value::as_str);
     let claims = IdJagClaims {
@@ -449,37 +448,20 @@ pub async fn handle(
         amr: c.amr.as_deref(),
         email: str_claim("email"),
         email_verified: c.other.get("email_verified").and_then(Value::as_bool),
-        cnf: None,
+        cnf: cnf.as_ref(),
     };
     let keys = iss.keys.load();
     let key = keys.active(now).ok_or_else(|| {
         tracing::error!("no active signing key");
         OAuthError::unavailable("signing key unavailable", 5)
     })?;
-    let token = sign_jwt(key, Typ::IdJag, &claims).map_err(|e| server_error(&e))?;
-    let record = audit::Record {
-        at: now,
-        event: "token_exchange",
-        decision: "issued",
-        human: Some(&subject.human.sub),
-        agent: Some(&client.agent.id),
-        channel: params.channel,
-        resource: Some(&resource.uri),
-        actions: &decision.actions,
-        reason: if decision.needs_approval.is_empty() {
-            "granted"
-        } else {
-            "granted; actions needing approval held back"
-        },
-        token_id: Some(&jti),
-        issuer: &iss.settings.issuer,
+    let token = sign_jwt(key, Typ::IdJag, &claims).map_err(|e| super::server_error(&e))?;
+    let reason = if decision.needs_approval.is_empty() {
+        "granted"
+    } else {
+        "granted; actions needing approval held back"
     };
-    // Fail closed: no token leaves without its durable audit record.
-    audit::write(b.store.as_ref(), &record).await.map_err(|e| {
-        tracing::error!(error = %e, "audit write failed; token withheld");
-        OAuthError::unavailable("try again later", 1)
-    })?;
-    tracing::info!(agent = %client.agent.id, idp = %subject.idp.id, resource = %resource.uri, jti = %jti, "ID-JAG issued");
+    trail.issued(&decision.actions, &jti, reason).await?;
     let mut body = json!({
         "access_token": token,
         "issued_token_type": urn::TOKEN_TYPE_ID_JAG,
@@ -497,50 +479,4 @@ pub async fn handle(
         StatusCode::OK,
         body.to_string().into_bytes(),
     ))
-}
-
-fn server_error(e: &dyn std::fmt::Display) -> OAuthError {
-    tracing::error!(error = %e, "token exchange failed");
-    OAuthError::new(ErrorCode::ServerError, "internal error")
-}
-
-/// Writes the audit record of a denial and returns the wire error.
-struct Trail<'a> {
-    b: &'a Broker,
-    iss: &'a IssuerRuntime,
-    agent: &'a str,
-    now: UnixTime,
-    human: Option<String>,
-    channel: Option<&'a str>,
-    resource: Option<String>,
-}
-
-impl Trail<'_> {
-    fn deny(&self, r: &Rejection) -> OAuthError {
-        let reason = format!("{r:?}");
-        tracing::info!(agent = %self.agent, reason = %reason, "token exchange denied");
-        let body = audit::Record {
-            at: self.now,
-            event: "token_exchange",
-            decision: "denied",
-            human: self.human.as_deref(),
-            agent: Some(self.agent),
-            channel: self.channel,
-            resource: self.resource.as_deref(),
-            actions: &[],
-            reason: &reason,
-            token_id: None,
-            issuer: &self.iss.settings.issuer,
-        };
-        if let Ok(bytes) = serde_json::to_vec(&body) {
-            let store = self.b.store.clone();
-            // A denial issues nothing, so its record need not hold up the response.
-            tokio::spawn(async move {
-                if let Err(e) = store.append_audit(bytes).await {
-                    tracing::warn!(error = %e, "audit write of a denial failed");
-                }
-            });
-        }
-        reject(r)
-    }
 }

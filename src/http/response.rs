@@ -37,6 +37,13 @@ impl IntoResponse for OAuthError {
             // The unread rest of the body makes the connection unusable for another request.
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        if let Some(n) = self
+            .dpop_nonce
+            .as_deref()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
+            h.insert("dpop-nonce", n);
+        }
         if let Some(a) = self.allow {
             h.insert(header::ALLOW, HeaderValue::from_static(a));
         }

@@ -94,6 +94,8 @@ pub struct OAuthError {
     pub extra: Vec<(&'static str, serde_json::Value)>,
     /// `Allow` header for a 405.
     pub allow: Option<&'static str>,
+    /// A fresh `DPoP-Nonce` header (RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -114,6 +116,7 @@ impl OAuthError {
             retry_after: None,
             extra: Vec::new(),
             allow: None,
+            dpop_nonce: None,
         }
     }
 

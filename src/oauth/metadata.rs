@@ -131,6 +131,7 @@ mod tests {
             issuer: url.into(),
             path: path.into(),
             max_token_ttl: Duration::from_secs(300),
+            require_dpop_nonce: false,
         }
     }
 

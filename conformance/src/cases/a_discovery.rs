@@ -9,8 +9,10 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value};
 use url::Url;
 
+use super::fixture::{self, Ask, Auth, Fixture};
 use super::{Case, CaseFuture, CheckResult, Ctx, Findings, Issuer, Outcome, Role, Target, check};
 use crate::http::Req;
+use crate::jwt;
 use crate::oauth::{self, endpoint_url, is_asymmetric_alg, is_jwks_media_type, is_loopback};
 
 /// Section A, in checklist order.
@@ -79,13 +81,6 @@ pub const CASES: &[Case] = &[
         target: Target::EachIssuer(a6_jwks),
     },
     Case {
-        id: "A7",
-        line: 7,
-        title: "every issued JWT's kid is in the JWKS with the same alg",
-        clause: "8725 §3.1",
-        target: Target::Once(a7_issued_kid_in_jwks),
-    },
-    Case {
         id: "A8",
         line: 8,
         title: "previous key keeps validating after rotation; new key published before use",
@@ -93,6 +88,16 @@ pub const CASES: &[Case] = &[
         target: Target::Once(a8_key_rotation),
     },
 ];
+
+/// Section A lines that report on the tokens every other case obtained; the registry runs
+/// them after sections C–E (and before the B summaries).
+pub const SUMMARY: &[Case] = &[Case {
+    id: "A7",
+    line: 7,
+    title: "every issued JWT's kid is in the JWKS with the same alg",
+    clause: "8725 §3.1",
+    target: Target::Once(a7_issued_kid_in_jwks),
+}];
 
 /// RFC 8414 §3.3: the `issuer` in the metadata must be the very string the metadata URL
 /// was built from, and §2: https, no query or fragment (http tolerated on loopback only,
@@ -540,12 +545,92 @@ fn jwk_problems(key: &Map<String, Value>) -> Vec<String> {
     problems
 }
 
-fn a7_issued_kid_in_jwks(_cx: &Ctx) -> CaseFuture<'_> {
-    check(async {
-        Ok(Outcome::skip(
-            "no token flow available from this server yet",
-        ))
+/// Every JWT the run was issued (the `access_token` of every successful token response, from
+/// any case) is checked against the JWKS of the issuer whose token endpoint issued it: its
+/// `kid` is published, its `alg` is that key's `alg`, and the signature verifies. Run on its
+/// own (`--only A7`), the case obtains an ID-JAG itself.
+fn a7_issued_kid_in_jwks(cx: &Ctx) -> CaseFuture<'_> {
+    check(async move {
+        let mut issued = issued_jwts(cx);
+        let mut obtained_here = false;
+        if issued.is_empty() {
+            let fx = match Fixture::any(cx) {
+                Ok(fx) => fx,
+                Err(Outcome::Skip(why)) => {
+                    return Ok(Outcome::skip(format!(
+                        "no JWT was issued in this run, and none can be obtained: {why}"
+                    )));
+                }
+                Err(other) => return Ok(other),
+            };
+            if let Err(e) = fx.obtain(cx, &Ask::triage(), Auth::Basic).await {
+                return Ok(Outcome::skip(format!(
+                    "no JWT was issued in this run, and obtaining an ID-JAG failed (see \
+                     D30): {e}"
+                )));
+            }
+            obtained_here = true;
+            issued = issued_jwts(cx);
+        }
+        let mut f = Findings::new();
+        let mut jwks_cache: Vec<(String, JwksResult)> = Vec::new();
+        let mut counts: Vec<(String, usize, BTreeSet<String>)> = Vec::new();
+        for (url, origin, token) in &issued {
+            let Some(iss) = cx.issuers.iter().find(|i| {
+                i.token_endpoint()
+                    .is_ok_and(|te| te.trim_end_matches('/') == url.trim_end_matches('/'))
+            }) else {
+                f.fail(format!(
+                    "{origin}: issued by {url}, no issuer's token_endpoint"
+                ));
+                continue;
+            };
+            if !jwks_cache.iter().any(|(label, _)| *label == iss.label) {
+                jwks_cache.push((iss.label.clone(), fixture::jwks(cx, iss).await));
+            }
+            let keys = match jwks_cache.iter().find(|(label, _)| *label == iss.label) {
+                Some((_, Ok(keys))) => keys,
+                Some((_, Err(e))) => {
+                    f.fail(format!("{origin}: {e}"));
+                    continue;
+                }
+                None => continue,
+            };
+            match fixture::check_against_jwks(token, keys) {
+                Ok(kid) => match counts.iter_mut().find(|(l, _, _)| *l == iss.label) {
+                    Some((_, n, kids)) => {
+                        *n += 1;
+                        kids.insert(kid);
+                    }
+                    None => counts.push((iss.label.clone(), 1, BTreeSet::from([kid]))),
+                },
+                Err(e) => f.fail(format!("{origin}: {e}")),
+            }
+        }
+        for (label, n, kids) in counts {
+            f.note(format!("{n} JWT(s) from {label} verified ({kids:?})"));
+        }
+        if obtained_here {
+            f.note("obtained by this case (no other case issued a token)");
+        }
+        Ok(f.outcome())
     })
+}
+
+/// An issuer's published keys, or why they could not be fetched.
+type JwksResult = Result<Vec<Map<String, Value>>, String>;
+
+/// `(request URL, origin, compact JWT)` for every JWT-shaped `access_token` issued so far.
+fn issued_jwts(cx: &Ctx) -> Vec<(String, String, String)> {
+    cx.http
+        .observations()
+        .token_successes
+        .into_iter()
+        .filter_map(|s| {
+            let token = s.access_token?;
+            jwt::is_compact(&token).then_some((s.url, s.origin, token))
+        })
+        .collect()
 }
 
 fn a8_key_rotation(_cx: &Ctx) -> CaseFuture<'_> {

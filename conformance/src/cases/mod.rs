@@ -8,6 +8,10 @@
 
 pub mod a_discovery;
 pub mod b_hygiene;
+pub mod c_client_auth;
+pub mod d_token_exchange;
+pub mod e_id_jag;
+pub mod fixture;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -83,12 +87,16 @@ pub struct Case {
 }
 
 /// Every case, in run order: checklist order, except the summary cases that report on the
-/// traffic of all the others (B15, B17), which must come last.
+/// traffic of all the others (A7, B15, B17), which must come last.
 pub fn registry() -> Vec<&'static Case> {
     [
         a_discovery::CASES,
         b_hygiene::CASES,
-        // Later sections (C..L) go here.
+        c_client_auth::CASES,
+        d_token_exchange::CASES,
+        e_id_jag::CASES,
+        // Later sections (F..L) go here.
+        a_discovery::SUMMARY,
         b_hygiene::SUMMARY,
     ]
     .into_iter()

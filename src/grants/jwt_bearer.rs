@@ -1,0 +1,435 @@
+//! RFC 7523 jwt-bearer at the resource-AS role: an ID-JAG from an explicitly trusted issuer,
+//! presented by the authenticated agent it names → an RFC 9068 access token for one agent,
+//! acting for one human, in one channel, for named actions (ID-JAG §4.4, checklist F–J).
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::client_auth::Client;
+use super::token_exchange::parse_details;
+use crate::app::{ActivePolicy, Broker, IssuerRuntime};
+use crate::clock::UnixTime;
+use crate::core::Rejection;
+use crate::core::claims::{AccessTokenClaims, ActionDetail, Actor, Confirmation, IdJagIn};
+use crate::core::grant;
+use crate::core::validate::{self, TimeRules};
+use crate::crypto::dpop::Proof;
+use crate::crypto::{Typ, random_id, sign_jwt, verify};
+use crate::oauth::{ErrorCode, FormParams, OAuthError, urn};
+use crate::policy::Resource;
+use crate::store::{FirstUse, replay_key};
+
+/// The grant type URN.
+pub const GRANT_TYPE: &str = urn::GRANT_JWT_BEARER;
+
+/// Longest accepted ID-JAG lifetime, `exp − iat` (checklist G83).
+const MAX_ID_JAG_LIFETIME: u64 = 600;
+
+/// The request parameters.
+#[derive(Debug)]
+pub struct Params<'f> {
+    assertion: &'f str,
+    resource: Option<&'f str>,
+    scope: Option<Vec<&'f str>>,
+    details: Option<Vec<ActionDetail>>,
+}
+
+impl<'f> Params<'f> {
+    /// RFC 7523 §2.1, RFC 8707, RFC 9396.
+    pub fn parse(form: &'f FormParams) -> Result<Self, Rejection> {
+        let assertion = form
+            .one("assertion")
+            .ok()
+            .flatten()
+            .ok_or(Rejection::Request("assertion is required"))?;
+        let resources: Vec<&str> = form.all("resource").collect();
+        let resource = match resources.as_slice() {
+            [] => None,
+            [r] => Some(*r),
+            _ => return Err(Rejection::Target("one resource per access token")),
+        };
+        let scope = form
+            .one("scope")
+            .ok()
+            .flatten()
+            .map(|s| s.split(' ').filter(|x| !x.is_empty()).collect());
+        let details = form
+            .one("authorization_details")
+            .ok()
+            .flatten()
+            .map(parse_details)
+            .transpose()?;
+        Ok(Self {
+            assertion,
+            resource,
+            scope,
+            details,
+        })
+    }
+}
+
+/// Map a rejection to this leg's wire error: every ID-JAG problem is `invalid_grant`
+/// (ID-JAG §4.4.1), with a fixed description; the detail goes to the log and audit.
+pub fn reject(r: &Rejection) -> OAuthError {
+    use ErrorCode as C;
+    match r {
+        Rejection::Request(d) => OAuthError::new(C::InvalidRequest, d),
+        Rejection::Malformed(_)
+        | Rejection::WrongType
+        | Rejection::UntrustedIssuer
+        | Rejection::SelfIssued
+        | Rejection::BadSignature(_)
+        | Rejection::Audience
+        | Rejection::ClientMismatch
+        | Rejection::Time(_)
+        | Rejection::Jti
+        | Rejection::Replay
+        | Rejection::Subject
+        | Rejection::MayAct
+        | Rejection::AuthTooOld { .. }
+        | Rejection::Denied(_) => {
+            OAuthError::new(C::InvalidGrant, "the assertion is not acceptable")
+        }
+        Rejection::KeysUnavailable => {
+            OAuthError::unavailable("issuer keys unavailable; try again later", 2)
+        }
+        Rejection::Target(d) => OAuthError::new(C::InvalidTarget, d),
+        Rejection::Scope => {
+            OAuthError::new(C::InvalidScope, "the requested scope exceeds the grant")
+        }
+        Rejection::AuthorizationDetails(d) => OAuthError::new(C::InvalidAuthorizationDetails, d),
+    }
+}
+
+/// A validated ID-JAG.
+struct Grant {
+    claims: IdJagIn,
+    iss: String,
+    sub: String,
+    jti: String,
+    exp: UnixTime,
+    reuse_allowed: bool,
+}
+
+/// ID-JAG §4.4.1 / checklist §1.8 steps 2–10 (client authentication, step 1, is done).
+async fn validate_id_jag(
+    b: &Broker,
+    me: &IssuerRuntime,
+    active: &ActivePolicy,
+    client: &Client<'_>,
+    assertion: &str,
+    now: UnixTime,
+) -> Result<Grant, Rejection> {
+    let jws = verify::parse(assertion)
+        .map_err(|_| Rejection::Malformed("assertion is not a compact JWS"))?;
+    if !jws.header.typ_is(urn::TYP_ID_JAG) {
+        return Err(Rejection::WrongType);
+    }
+    let claims: IdJagIn = serde_json::from_slice(&jws.payload)
+        .map_err(|_| Rejection::Malformed("ID-JAG claims malformed"))?;
+    let iss = claims.iss.clone().ok_or(Rejection::UntrustedIssuer)?;
+    // Trust is explicit (checklist D3): lanyard's own IdP role is trusted only when the policy
+    // names it as a trusted issuer of a separate trust domain.
+    let trusted = active
+        .policy
+        .trusted_issuer(&iss)
+        .ok_or(Rejection::UntrustedIssuer)?;
+    let up = active
+        .upstreams
+        .get(&iss)
+        .ok_or(Rejection::UntrustedIssuer)?;
+    let keys = up
+        .keys_for(&b.fetcher, jws.header.kid.as_deref())
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "trusted issuer keys unavailable");
+            Rejection::KeysUnavailable
+        })?;
+    keys.0.verify(&jws, up.algorithms()).map_err(|e| {
+        tracing::info!(error = %e, "ID-JAG signature refused");
+        Rejection::BadSignature("ID-JAG")
+    })?;
+    if !claims
+        .aud
+        .as_ref()
+        .is_some_and(|a| a.is_exactly(&me.settings.issuer))
+    {
+        return Err(Rejection::Audience);
+    }
+    if claims.client_id.as_deref() != Some(client.agent.client_id_at(&me.settings.issuer)) {
+        return Err(Rejection::ClientMismatch);
+    }
+    let rules = TimeRules {
+        leeway: b.settings.leeway,
+        max_lifetime: MAX_ID_JAG_LIFETIME,
+        max_age: None,
+        require_iat: true,
+    };
+    validate::times(claims.exp, claims.iat, claims.nbf, rules, now)?;
+    let jti = validate::jti(claims.jti.as_ref().and_then(Value::as_str))?.to_owned();
+    let sub = match &claims.sub {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(Rejection::Subject),
+    };
+    // D5: every resource the ID-JAG names must be one this server governs.
+    if let Some(r) = &claims.resource
+        && !r.values().iter().all(|u| {
+            active
+                .policy
+                .resource(u)
+                .is_some_and(|x| x.authorization_server == me.settings.issuer)
+        })
+    {
+        return Err(Rejection::Denied(
+            "ID-JAG names a resource this server does not serve",
+        ));
+    }
+    let exp = claims.exp.map_or(now, |e| e.secs());
+    Ok(Grant {
+        iss,
+        sub,
+        jti,
+        exp,
+        reuse_allowed: trusted.allow_jti_reuse,
+        claims,
+    })
+}
+
+fn pick_resource<'p>(
+    active: &'p ActivePolicy,
+    me: &IssuerRuntime,
+    p: &Params<'_>,
+    g: &Grant,
+) -> Result<&'p Resource, Rejection> {
+    let in_grant = g.claims.resource.as_ref().map(|r| r.values());
+    let uri = match (p.resource, in_grant) {
+        (Some(r), Some(set)) if set.iter().any(|x| x == r) => r,
+        (Some(_), Some(_)) => return Err(Rejection::Target("resource outside the grant")),
+        (Some(r), None) => r,
+        (None, Some([one])) => one.as_str(),
+        (None, _) => return Err(Rejection::Target("name the resource")),
+    };
+    active
+        .policy
+        .resource(uri)
+        .filter(|r| r.authorization_server == me.settings.issuer)
+        .ok_or(Rejection::Target("unknown resource"))
+}
+
+/// Actions the ID-JAG carries for `resource`: its `scope` and its `lanyard_action` details.
+fn id_jag_actions<'a>(g: &'a Grant, resource: &str) -> Result<Option<Vec<&'a str>>, Rejection> {
+    let mut out: Option<Vec<&str>> = g
+        .claims
+        .scope
+        .as_deref()
+        .map(|s| s.split(' ').filter(|x| !x.is_empty()).collect());
+    if let Some(d) = &g.claims.authorization_details {
+        let arr = d.as_array().ok_or(Rejection::Malformed(
+            "authorization_details claim is not an array",
+        ))?;
+        for item in arr {
+            if item.get("type").and_then(Value::as_str).is_none() {
+                return Err(Rejection::Malformed(
+                    "authorization_details element without type",
+                ));
+            }
+            if item.get("type").and_then(Value::as_str)
+                != Some(urn::AUTHORIZATION_DETAILS_LANYARD_ACTION)
+            {
+                continue;
+            }
+            let locs: Vec<&str> = item
+                .get("locations")
+                .and_then(Value::as_array)
+                .map(|l| l.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if !locs.is_empty() && !locs.contains(&resource) {
+                continue;
+            }
+            let acts = item
+                .get("actions")
+                .and_then(Value::as_array)
+                .ok_or(Rejection::Malformed("lanyard_action without actions"))?;
+            let v = out.get_or_insert_with(Vec::new);
+            v.extend(acts.iter().filter_map(Value::as_str));
+        }
+    }
+    Ok(out)
+}
+
+/// Handle a jwt-bearer request from an authenticated client.
+#[allow(clippy::too_many_arguments)]
+pub async fn handle(
+    b: &Broker,
+    me: &IssuerRuntime,
+    active: &ActivePolicy,
+    client: Client<'_>,
+    proof: Option<Proof>,
+    form: &FormParams,
+    _headers: &HeaderMap,
+    now: UnixTime,
+) -> Result<Response, OAuthError> {
+    let mut trail = super::Trail::new(b, me, "jwt_bearer", &client.agent.id, now, None);
+    let params = Params::parse(form).map_err(|r| trail.deny(&r, reject))?;
+    if client.agent.dpop_bound_access_tokens && proof.is_none() {
+        return Err(trail.deny(&Rejection::Request("this client must use DPoP"), reject));
+    }
+    let g = validate_id_jag(b, me, active, &client, params.assertion, now)
+        .await
+        .map_err(|r| trail.deny(&r, reject))?;
+    trail.human = Some(g.sub.clone());
+    trail.channel = g.claims.channel.clone();
+    // ID-JAG §9.8: a key-bound ID-JAG demands a proof with that very key.
+    match (&g.claims.cnf, &proof) {
+        (
+            Some(Confirmation {
+                x5t_s256: Some(_), ..
+            }),
+            _,
+        ) => {
+            return Err(trail.deny(
+                &Rejection::Denied("mTLS-bound ID-JAG not supported"),
+                reject,
+            ));
+        }
+        (Some(Confirmation { jkt: Some(jkt), .. }), Some(p)) if *jkt == p.jkt => {}
+        (Some(Confirmation { jkt: Some(_), .. }), _) => {
+            return Err(trail.deny(
+                &Rejection::Denied("DPoP key does not match cnf.jkt"),
+                reject,
+            ));
+        }
+        _ => {}
+    }
+    let resource = pick_resource(active, me, &params, &g).map_err(|r| trail.deny(&r, reject))?;
+    trail.resource = Some(resource.uri.clone());
+    if resource.sender_constrained && proof.is_none() {
+        return Err(trail.deny(
+            &Rejection::Denied("resource requires a sender-constrained token"),
+            reject,
+        ));
+    }
+    let from_id_jag = id_jag_actions(&g, &resource.uri).map_err(|r| trail.deny(&r, reject))?;
+    let requested: Option<Vec<&str>> = match (&params.scope, &params.details) {
+        (None, None) => None,
+        (s, d) => Some(
+            s.iter()
+                .flatten()
+                .copied()
+                .chain(
+                    d.iter()
+                        .flatten()
+                        .flat_map(|x| x.actions.iter().map(String::as_str)),
+                )
+                .collect(),
+        ),
+    };
+    if let (Some(d), Some(idjag)) = (&params.details, &from_id_jag)
+        && d.iter()
+            .flat_map(|x| x.actions.iter())
+            .any(|a| !idjag.contains(&a.as_str()))
+    {
+        return Err(trail.deny(
+            &Rejection::AuthorizationDetails("authorization_details exceed the grant"),
+            reject,
+        ));
+    }
+    let decision = grant::decide_resource_server(
+        &active.policy,
+        client.agent,
+        resource,
+        g.claims.channel.as_deref(),
+        from_id_jag.as_deref(),
+        requested.as_deref(),
+        now,
+    )
+    .map_err(|r| trail.deny(&r, reject))?;
+
+    // Single use (checklist D2), recorded only once everything else has passed.
+    if !g.reuse_allowed {
+        let key = replay_key(&["id-jag", &g.iss, &g.jti]);
+        match b
+            .store
+            .first_use(key, g.exp.saturating_add(b.settings.leeway), now)
+            .await
+        {
+            Ok(FirstUse::Yes) => {}
+            Ok(FirstUse::Replay) => return Err(trail.deny(&Rejection::Replay, reject)),
+            Err(e) => {
+                tracing::error!(error = %e, "store unavailable for the ID-JAG replay check");
+                return Err(OAuthError::unavailable("try again later", 1));
+            }
+        }
+    }
+
+    let ttl = me
+        .settings
+        .max_token_ttl
+        .min(client.agent.max_ttl)
+        .min(resource.max_ttl)
+        .as_secs();
+    let jti = random_id(18).map_err(|e| super::server_error(&e))?;
+    let scope = decision.actions.join(" ");
+    let details = [ActionDetail {
+        kind: urn::AUTHORIZATION_DETAILS_LANYARD_ACTION.into(),
+        actions: decision.actions.clone(),
+        locations: vec![resource.uri.clone()],
+    }];
+    // RFC 8693 §4.1: the agent is the current actor; a prior actor nests inside.
+    let actor = Actor {
+        sub: client.agent.id.clone(),
+        act: g.claims.act.clone().map(Box::new),
+    };
+    let cnf = proof.as_ref().map(|p| Confirmation {
+        jkt: Some(p.jkt.clone()),
+        x5t_s256: None,
+    });
+    let claims = AccessTokenClaims {
+        iss: &me.settings.issuer,
+        sub: &g.sub,
+        aud: &resource.uri,
+        client_id: client.agent.client_id_at(&me.settings.issuer),
+        iat: now,
+        exp: now + ttl,
+        jti: &jti,
+        scope: &scope,
+        authorization_details: &details,
+        act: &actor,
+        channel: g.claims.channel.as_deref(),
+        cnf: cnf.clone(),
+        auth_time: g.claims.auth_time.map(|t| t.secs()),
+    };
+    let keys = me.keys.load();
+    let key = keys
+        .active(now)
+        .ok_or_else(|| OAuthError::unavailable("signing key unavailable", 5))?;
+    let token = sign_jwt(key, Typ::AccessToken, &claims).map_err(|e| super::server_error(&e))?;
+    trail
+        .issued(
+            &decision.actions,
+            &jti,
+            if decision.needs_approval.is_empty() {
+                "granted"
+            } else {
+                "granted; actions needing approval held back"
+            },
+        )
+        .await?;
+    let mut body = json!({
+        "access_token": token,
+        "token_type": if cnf.is_some() { "DPoP" } else { "Bearer" },
+        "expires_in": ttl,
+        "scope": scope,
+        "resource": resource.uri,
+    });
+    if params.details.is_some()
+        && let Some(o) = body.as_object_mut()
+    {
+        o.insert("authorization_details".into(), json!(details));
+    }
+    Ok(crate::http::response::no_store_json(
+        StatusCode::OK,
+        body.to_string().into_bytes(),
+    ))
+}
