@@ -1,8 +1,10 @@
 //! The only axum user: the router, the strict form extractor, protocol endpoints, metadata
 //! and JWKS, health, metrics, request ids.
 
+pub mod demo_rs;
 pub mod extract;
 pub mod metrics;
+pub mod require;
 pub mod response;
 pub mod token;
 pub mod well_known;
@@ -29,7 +31,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
         r = issuer_routes(r, &iss.settings);
     }
     if broker.dev.is_some() {
-        r = r.merge(crate::dev::routes());
+        r = r.merge(crate::dev::routes(&broker));
     }
     r.fallback(ops::not_found)
         .layer(axum::middleware::from_fn_with_state(
