@@ -44,6 +44,16 @@ struct Args {
     /// Refuse tokens that are not DPoP-bound.
     #[arg(long)]
     require_dpop: bool,
+    /// Do not follow lanyard's revocation feed.
+    #[arg(long, conflicts_with = "revocations_uri")]
+    no_revocations: bool,
+    /// Where the revocation feed is, if not `{issuer}/revocations`.
+    #[arg(long)]
+    revocations_uri: Option<String>,
+    /// How often to poll the revocation feed, in seconds: the longest a killed token
+    /// still works here.
+    #[arg(long, default_value_t = 5)]
+    revocation_poll: u64,
 }
 
 #[tokio::main]
@@ -62,13 +72,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg = VerifierConfig::new(args.issuer, resource);
     cfg.jwks_uri = args.jwks_uri;
     cfg.require_dpop = args.require_dpop;
+    if !args.no_revocations {
+        cfg.revocations_uri = Some(
+            args.revocations_uri
+                .unwrap_or_else(|| format!("{}/revocations", cfg.issuer)),
+        );
+        cfg.revocation_poll = std::time::Duration::from_secs(args.revocation_poll.max(1));
+    }
     cfg.algorithms = vec![match args.alg.as_str() {
         "RS256" => "RS256",
         "EdDSA" => "EdDSA",
         _ => "ES256",
     }];
+    let verifier = Arc::new(Verifier::new(cfg, Arc::new(SystemClock))?);
+    verifier.follow_revocations();
     let guard = Arc::new(Guard {
-        verifier: Verifier::new(cfg, Arc::new(SystemClock))?,
+        verifier,
         public_origin: origin.clone(),
         resource_metadata: format!("{origin}{}", demo_rs::METADATA_PATH),
     });

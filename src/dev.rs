@@ -197,6 +197,13 @@ actions = ["ticket.read", "ticket.comment"]
 group = "support"
 resource = "{GITHUB}"
 actions = ["repo.read"]
+
+# The admin API (/admin/v1): humans sign in at the dev IdP with client_id=lanyard-console.
+[control_plane]
+client_ids = {{ dev-idp = "lanyard-console" }}
+admins = ["group:eng-leads"]
+approvers = ["group:eng-leads"]
+auditors = ["group:eng-leads"]
 "#
     )
 }
@@ -420,8 +427,12 @@ pub fn routes(b: &Broker) -> Router<Arc<Broker>> {
     if let (Some(d), Some(ras)) = (&b.dev, b.issuer(Role::AuthorizationServer)) {
         let mut cfg = crate::verifier::VerifierConfig::new(ras.settings.issuer.clone(), GITHUB);
         cfg.algorithms = vec![b.settings.keys.algorithm.as_str()];
+        cfg.revocations_uri = Some(format!("{}/revocations", ras.settings.issuer));
+        cfg.revocation_poll = Duration::from_secs(2);
         match crate::verifier::Verifier::new(cfg, Arc::new(SystemClock)) {
             Ok(verifier) => {
+                let verifier = Arc::new(verifier);
+                verifier.follow_revocations();
                 let guard = Arc::new(crate::http::require::Guard {
                     verifier,
                     public_origin: d.origin.clone(),
@@ -477,6 +488,7 @@ async fn bootstrap(State(b): State<Arc<Broker>>) -> Result<Response, OAuthError>
         })).collect::<Vec<_>>(),
         "resources": [GITHUB, TICKETS],
         "dev_idp_max_age": 3600,
+        "admin_client_id": "lanyard-console",
         "channels": ["slack:T01/C-eng-api", "slack:T01/C-support"],
         // The walkthrough reads this one with sed (no jq needed).
         "triage_bot_secret": d.agents.iter().find(|a| a.client_id == "triage-bot").and_then(|a| a.secret.clone()),

@@ -49,6 +49,15 @@ pub struct VerifierConfig {
     pub require_dpop: bool,
     /// Allow plain `http` key URLs beyond loopback (tests and labs only).
     pub allow_insecure_http: bool,
+    /// lanyard's revocation feed (`{issuer}/revocations`) to follow, if any. With it, a
+    /// token killed at lanyard (token, agent or channel grant) is refused here within
+    /// `revocation_poll` (plus one fetch).
+    pub revocations_uri: Option<String>,
+    /// How often the feed is polled.
+    pub revocation_poll: Duration,
+    /// If the feed could not be read for this long, every token is refused (503): a
+    /// verifier that cannot know about revocations fails closed.
+    pub revocation_max_staleness: Duration,
 }
 
 impl VerifierConfig {
@@ -63,6 +72,9 @@ impl VerifierConfig {
             max_lifetime: 3600,
             require_dpop: false,
             allow_insecure_http: false,
+            revocations_uri: None,
+            revocation_poll: Duration::from_secs(5),
+            revocation_max_staleness: Duration::from_secs(60),
         }
     }
 }
@@ -103,6 +115,91 @@ pub enum VerifyError {
     /// lanyard's keys cannot be obtained: nothing is accepted (503).
     #[error("issuer keys unavailable")]
     KeysUnavailable,
+    /// The revocation feed has not been read recently enough: nothing is accepted (503).
+    #[error("revocation state stale")]
+    RevocationsStale,
+}
+
+/// What the followed revocation feed says is dead.
+#[derive(Debug, Default)]
+struct RevokedState {
+    /// Feed position read so far.
+    cursor: u64,
+    /// When the feed was last read completely; `None` before the first read.
+    fresh_at: Option<std::time::Instant>,
+    /// Revoked token ids → until (unix seconds; `u64::MAX` = no end).
+    tokens: HashMap<String, UnixTime>,
+    /// Agent → (revoked_at, until): its tokens issued at or before `revoked_at` are dead.
+    agents: HashMap<String, (UnixTime, UnixTime)>,
+    /// (agent, channel) → (revoked_at, until).
+    grants: HashMap<(String, String), (UnixTime, UnixTime)>,
+}
+
+impl RevokedState {
+    fn apply(&mut self, entry: &serde_json::Value) {
+        use serde_json::Value;
+        let s = |k: &str| entry.get(k).and_then(Value::as_str).map(str::to_owned);
+        let revoked_at = entry.get("revoked_at").and_then(Value::as_u64).unwrap_or(0);
+        // `until: null` = no end; `until: 0` = lifted.
+        let until = match entry.get("until") {
+            Some(Value::Null) | None => UnixTime::MAX,
+            Some(v) => v.as_u64().unwrap_or(UnixTime::MAX),
+        };
+        let lifted = until == 0;
+        match (s("kind").as_deref(), s("jti"), s("client_id"), s("channel")) {
+            (Some("token"), Some(jti), _, _) => {
+                if lifted {
+                    self.tokens.remove(&jti);
+                } else {
+                    self.tokens.insert(jti, until);
+                }
+            }
+            (Some("agent"), _, Some(agent), _) => {
+                if lifted {
+                    self.agents.remove(&agent);
+                } else {
+                    self.agents.insert(agent, (revoked_at, until));
+                }
+            }
+            (Some("channel_grant"), _, Some(agent), Some(channel)) => {
+                if lifted {
+                    self.grants.remove(&(agent, channel));
+                } else {
+                    self.grants.insert((agent, channel), (revoked_at, until));
+                }
+            }
+            _ => tracing::warn!("unknown revocation feed entry ignored"),
+        }
+    }
+
+    fn prune(&mut self, now: UnixTime) {
+        self.tokens.retain(|_, u| *u > now);
+        self.agents.retain(|_, (_, u)| *u > now);
+        self.grants.retain(|_, (_, u)| *u > now);
+    }
+
+    /// Why `p` is dead, if it is.
+    fn kills(&self, p: &Principal) -> Option<&'static str> {
+        if self.tokens.contains_key(&p.token_id) {
+            return Some("token revoked");
+        }
+        if self
+            .agents
+            .get(&p.agent_principal())
+            .is_some_and(|(at, _)| p.issued_at <= *at)
+        {
+            return Some("agent revoked");
+        }
+        if let Some(ch) = &p.channel
+            && self
+                .grants
+                .get(&(p.agent_principal(), ch.clone()))
+                .is_some_and(|(at, _)| p.issued_at <= *at)
+        {
+            return Some("channel grant withdrawn");
+        }
+        None
+    }
 }
 
 /// Verifies lanyard access tokens for one resource.
@@ -113,6 +210,8 @@ pub struct Verifier {
     clock: Arc<dyn Clock>,
     /// DPoP proof `jti` → when it stops mattering (RFC 9449 §11.1).
     seen_proofs: Mutex<HashMap<String, UnixTime>>,
+    /// The followed revocation feed.
+    revoked: Mutex<RevokedState>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -142,8 +241,65 @@ impl Verifier {
             fetcher: Fetcher::new(Duration::from_secs(5))?,
             clock,
             seen_proofs: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(RevokedState::default()),
             config,
         })
+    }
+
+    /// Follow the revocation feed in the background (if configured): read it now and then
+    /// every `revocation_poll`. Returns `None` without a feed.
+    pub fn follow_revocations(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let uri = self.config.revocations_uri.clone()?;
+        let me = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            loop {
+                let Some(v) = me.upgrade() else { return };
+                if let Err(e) = v.poll_revocations(&uri).await {
+                    tracing::warn!(error = %e, "revocation feed unreadable");
+                }
+                let wait = v.config.revocation_poll;
+                drop(v);
+                tokio::time::sleep(wait).await;
+            }
+        }))
+    }
+
+    /// Read the feed from the current cursor to its end.
+    pub async fn poll_revocations(&self, uri: &str) -> Result<(), String> {
+        let u = url::Url::parse(uri).map_err(|e| e.to_string())?;
+        if u.scheme() != "https"
+            && !(u.scheme() == "http"
+                && (crate::config::is_loopback(&u) || self.config.allow_insecure_http))
+        {
+            return Err(format!("{uri}: https required"));
+        }
+        let now = self.clock.now();
+        let mut cursor = self.revoked.lock().map_err(|_| "poisoned")?.cursor;
+        loop {
+            let page = self
+                .fetcher
+                .get_json(&format!("{uri}?after={cursor}"))
+                .await?;
+            let entries = page
+                .get("revocations")
+                .and_then(serde_json::Value::as_array)
+                .ok_or("feed without revocations")?;
+            let next = page
+                .get("next")
+                .and_then(serde_json::Value::as_u64)
+                .ok_or("feed without next")?;
+            let mut st = self.revoked.lock().map_err(|_| "poisoned")?;
+            for e in entries {
+                st.apply(e);
+            }
+            st.cursor = next;
+            if entries.is_empty() || next == cursor {
+                st.prune(now);
+                st.fresh_at = Some(std::time::Instant::now());
+                return Ok(());
+            }
+            cursor = next;
+        }
     }
 
     /// The configuration.
@@ -227,6 +383,30 @@ impl Verifier {
                     .saturating_add(MAX_PROOF_AGE)
                     .saturating_add(2 * self.config.leeway);
                 self.first_use_of_proof(&v.jti, until, now)?;
+            }
+        }
+        if let Some(uri) = &self.config.revocations_uri {
+            let never_read = self
+                .revoked
+                .lock()
+                .map_err(|_| VerifyError::RevocationsStale)?
+                .fresh_at
+                .is_none();
+            if never_read && let Err(e) = self.poll_revocations(uri).await {
+                tracing::warn!(error = %e, "revocation feed unreadable");
+            }
+            let st = self
+                .revoked
+                .lock()
+                .map_err(|_| VerifyError::RevocationsStale)?;
+            if st
+                .fresh_at
+                .is_none_or(|t| t.elapsed() > self.config.revocation_max_staleness)
+            {
+                return Err(VerifyError::RevocationsStale);
+            }
+            if let Some(why) = st.kills(&principal) {
+                return Err(InvalidToken(why));
             }
         }
         Ok(principal)

@@ -40,6 +40,8 @@ pub struct Principal {
     pub actions: BTreeSet<String>,
     /// The token's `jti` (for the resource server's own audit).
     pub token_id: String,
+    /// Issued at.
+    pub issued_at: UnixTime,
     /// Expiry.
     pub expires_at: UnixTime,
     /// The approval (id and approver) when a just-in-time approval was used.
@@ -49,6 +51,11 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The agent principal (the current actor, `act.sub`), the name revocations use.
+    pub fn agent_principal(&self) -> String {
+        self.actor.sub.clone()
+    }
+
     /// Whether the token grants `action` on this resource.
     pub fn allows(&self, action: &str) -> bool {
         self.actions.contains(action)
@@ -128,6 +135,7 @@ pub fn check(
         channel: c.channel,
         actions,
         token_id,
+        issued_at: c.iat.map(|e| e.secs()).unwrap_or_default(),
         expires_at: c.exp.map(|e| e.secs()).unwrap_or_default(),
         approval: c.approval,
         jkt,

@@ -22,7 +22,8 @@ pub struct Human {
 }
 
 impl Human {
-    fn matches(&self, who: &HumanMatch) -> bool {
+    /// Whether this human is the one (or in the group) `who` names.
+    pub fn matches(&self, who: &HumanMatch) -> bool {
         match who {
             HumanMatch::Group(g) => self.groups.iter().any(|x| x == g),
             HumanMatch::User(u) => self.names.iter().any(|x| x == u),

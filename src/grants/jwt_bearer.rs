@@ -388,9 +388,15 @@ pub async fn handle(
         locations: vec![resource.uri.clone()],
     }];
     // RFC 8693 §4.1: the agent is the current actor; a prior actor nests inside.
+    // An ID-JAG whose own `act` is this very agent (lanyard's IdP role writes one) adds no
+    // earlier actor: nesting it would claim a delegation from the agent to itself.
+    let prior = match g.claims.act.clone() {
+        Some(a) if a.sub == client.agent.id => a.act.map(|inner| *inner),
+        other => other,
+    };
     let actor = Actor {
         sub: client.agent.id.clone(),
-        act: g.claims.act.clone().map(Box::new),
+        act: prior.map(Box::new),
     };
     let cnf = proof.as_ref().map(|p| Confirmation {
         jkt: Some(p.jkt.clone()),

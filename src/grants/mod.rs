@@ -62,15 +62,28 @@ pub(crate) async fn revoked_for_issuance(
             client_id: agent.to_owned(),
             channel: channel.to_owned(),
         };
-        if let Some(r) = b.store.revocation(&subject, now).await.map_err(unavailable)?
+        if let Some(r) = b
+            .store
+            .revocation(&subject, now)
+            .await
+            .map_err(unavailable)?
             && r.until.is_none()
         {
-            return Ok(Some(Rejection::Denied("the agent's grant in this channel was withdrawn")));
+            return Ok(Some(Rejection::Denied(
+                "the agent's grant in this channel was withdrawn",
+            )));
         }
     }
     if let Some(jti) = id_jag_jti {
-        let subject = crate::store::RevocationSubject::Token { jti: jti.to_owned() };
-        if b.store.revocation(&subject, now).await.map_err(unavailable)?.is_some() {
+        let subject = crate::store::RevocationSubject::Token {
+            jti: jti.to_owned(),
+        };
+        if b.store
+            .revocation(&subject, now)
+            .await
+            .map_err(unavailable)?
+            .is_some()
+        {
             return Ok(Some(Rejection::Denied("the ID-JAG was revoked")));
         }
     }

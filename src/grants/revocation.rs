@@ -84,7 +84,10 @@ pub async fn handle(
         tracing::error!(error = %e, "store unavailable during revocation");
         OAuthError::unavailable("try again later", 1)
     };
-    b.store.revoke(revocation).await.map_err(|e| unavailable(&e))?;
+    b.store
+        .revoke(revocation)
+        .await
+        .map_err(|e| unavailable(&e))?;
     let actions: Vec<String> = claims
         .scope
         .as_deref()

@@ -181,9 +181,9 @@ pub fn reject(r: &Rejection) -> OAuthError {
 }
 
 /// A verified subject: the IdP and the human, with the ID token's claims.
-struct Subject {
-    human: Human,
-    claims: IdTokenClaims,
+pub(crate) struct Subject {
+    pub(crate) human: Human,
+    pub(crate) claims: IdTokenClaims,
 }
 
 /// Validate the ID token (ID-JAG §4.3.3 step 1): trusted issuer, pinned algorithm, keys from
@@ -194,6 +194,33 @@ async fn verify_subject(
     client: &Client<'_>,
     token: &str,
     now: UnixTime,
+) -> Result<Subject, Rejection> {
+    let mut expected = None;
+    let subject = verify_id_token(b, active, token, now, |idp| {
+        expected = client.agent.idp_client_id(&idp.id).map(str::to_owned);
+        expected.clone()
+    })
+    .await?;
+    if let Some(may_act) = &subject.claims.may_act {
+        let named = may_act.get("sub").and_then(Value::as_str);
+        if named != Some(client.agent.id.as_str()) && named != expected.as_deref() {
+            return Err(Rejection::MayAct);
+        }
+    }
+    Ok(subject)
+}
+
+/// Validate an ID token from a trusted `[[idp]]`: issuer, pinned algorithm, keys from that
+/// issuer only, `typ` not another kind of JWT, times, `aud` containing the client id that
+/// `aud_for(idp)` names (with `azp` when there are several), `auth_time` within the IdP's
+/// `max_age`; then map the subject and groups. Used for agents' subject tokens and for
+/// humans signing in to the admin API.
+pub(crate) async fn verify_id_token(
+    b: &Broker,
+    active: &ActivePolicy,
+    token: &str,
+    now: UnixTime,
+    mut aud_for: impl FnMut(&crate::policy::Idp) -> Option<String>,
 ) -> Result<Subject, Rejection> {
     let jws = verify::parse(token)
         .map_err(|_| Rejection::Malformed("subject token is not a compact JWS"))?;
@@ -239,24 +266,15 @@ async fn verify_subject(
         require_iat: true,
     };
     validate::times(claims.exp, claims.iat, claims.nbf, rules, now)?;
-    // ID-JAG §4.3.3: the ID token was issued to this agent at that IdP.
-    let expected_aud = client
-        .agent
-        .idp_client_id(&idp.id)
-        .ok_or(Rejection::Audience)?;
+    // ID-JAG §4.3.3: the ID token was issued to this client (the agent) at that IdP.
+    let expected_aud = aud_for(idp).ok_or(Rejection::Audience)?;
     let aud = claims.aud.as_ref().ok_or(Rejection::Audience)?;
-    if !aud.values().iter().any(|a| a == expected_aud) {
+    if !aud.values().contains(&expected_aud) {
         return Err(Rejection::Audience);
     }
     // OIDC Core §3.1.3.7: with several audiences, azp must name this client.
-    if aud.values().len() > 1 && claims.azp.as_deref() != Some(expected_aud) {
+    if aud.values().len() > 1 && claims.azp.as_deref() != Some(expected_aud.as_str()) {
         return Err(Rejection::ClientMismatch);
-    }
-    if let Some(may_act) = &claims.may_act {
-        let named = may_act.get("sub").and_then(Value::as_str);
-        if named != Some(client.agent.id.as_str()) && named != Some(expected_aud) {
-            return Err(Rejection::MayAct);
-        }
     }
     if let Some(max_age) = idp.max_age {
         let auth_time = claims

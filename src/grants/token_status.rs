@@ -129,8 +129,7 @@ pub async fn liveness(
     let agent = RevocationSubject::Agent {
         client_id: c.agent().to_owned(),
     };
-    if b
-        .store
+    if b.store
         .revocation(&agent, now)
         .await?
         .is_some_and(|r| iat <= r.revoked_at)
@@ -142,8 +141,7 @@ pub async fn liveness(
             client_id: c.agent().to_owned(),
             channel: channel.clone(),
         };
-        if b
-            .store
+        if b.store
             .revocation(&grant, now)
             .await?
             .is_some_and(|r| iat <= r.revoked_at)

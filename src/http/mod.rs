@@ -1,6 +1,7 @@
 //! The only axum user: the router, the strict form extractor, protocol endpoints, metadata
 //! and JWKS, health, metrics, request ids.
 
+pub mod admin;
 pub mod demo_rs;
 pub mod extract;
 pub mod metrics;
@@ -30,6 +31,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
     for iss in broker.issuers() {
         r = issuer_routes(r, &iss.settings);
     }
+    r = r.merge(admin::router(broker.clone()));
     if broker.dev.is_some() {
         r = r.merge(crate::dev::routes(&broker));
     }
@@ -85,8 +87,7 @@ fn issuer_routes(r: Router<Arc<Broker>>, iss: &IssuerSettings) -> Router<Arc<Bro
 
 /// RFC 6749 §3.2 (and RFC 7662 §2.1, RFC 7009 §2.1): these endpoints take POST only.
 async fn method_not_allowed() -> OAuthError {
-    let mut e =
-        OAuthError::invalid_request("this endpoint accepts POST only").with_status(405);
+    let mut e = OAuthError::invalid_request("this endpoint accepts POST only").with_status(405);
     e.allow = Some("POST");
     e
 }

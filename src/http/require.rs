@@ -48,7 +48,7 @@ use crate::verifier::{Presented, Scheme, Verifier, VerifyError};
 #[derive(Debug)]
 pub struct Guard {
     /// The token verifier.
-    pub verifier: Verifier,
+    pub verifier: Arc<Verifier>,
     /// The origin clients use to reach this server (`https://mcp.example`), for DPoP `htu`
     /// when the server sits behind a proxy. The request path is appended.
     pub public_origin: String,
@@ -218,6 +218,12 @@ impl Guard {
                         Some(Scheme::DPoP),
                         Some("invalid_dpop_proof"),
                         Some("the DPoP proof is not valid"),
+                    ),
+                    VerifyError::RevocationsStale => self.deny(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Some(scheme),
+                        Some("temporarily_unavailable"),
+                        Some("revocation state unavailable"),
                     ),
                     VerifyError::KeysUnavailable => self.deny(
                         StatusCode::SERVICE_UNAVAILABLE,

@@ -84,7 +84,8 @@ async fn handle(broker: &Arc<Broker>, role: Role, req: Request) -> Result<Respon
 /// `POST {issuer}/introspect` (RFC 7662).
 pub async fn introspect(State(broker): State<Arc<Broker>>, role: Role, req: Request) -> Response {
     let r = async {
-        let (iss, headers, form) = status_request(&broker, role, req, crate::grants::introspection::SINGLE).await?;
+        let (iss, headers, form) =
+            status_request(&broker, role, req, crate::grants::introspection::SINGLE).await?;
         crate::grants::introspection::handle(&broker, iss, &headers, &form).await
     }
     .await;
@@ -94,7 +95,8 @@ pub async fn introspect(State(broker): State<Arc<Broker>>, role: Role, req: Requ
 /// `POST {issuer}/revoke` (RFC 7009).
 pub async fn revoke(State(broker): State<Arc<Broker>>, role: Role, req: Request) -> Response {
     let r = async {
-        let (iss, headers, form) = status_request(&broker, role, req, crate::grants::revocation::SINGLE).await?;
+        let (iss, headers, form) =
+            status_request(&broker, role, req, crate::grants::revocation::SINGLE).await?;
         crate::grants::revocation::handle(&broker, iss, &headers, &form).await
     }
     .await;
@@ -106,7 +108,14 @@ async fn status_request<'b>(
     role: Role,
     req: Request,
     single: &[&str],
-) -> Result<(&'b crate::app::IssuerRuntime, axum::http::HeaderMap, crate::oauth::FormParams), OAuthError> {
+) -> Result<
+    (
+        &'b crate::app::IssuerRuntime,
+        axum::http::HeaderMap,
+        crate::oauth::FormParams,
+    ),
+    OAuthError,
+> {
     let (parts, body) = req.into_parts();
     let s = &broker.settings;
     let form = super::extract::oauth_form(&parts.headers, body, s.max_body_bytes, &s.form).await?;

@@ -92,7 +92,8 @@ impl Fetcher {
         Ok(out)
     }
 
-    async fn get_json(&self, url: &str) -> Result<Value, String> {
+    /// GET a JSON document (bounded, no redirects).
+    pub async fn get_json(&self, url: &str) -> Result<Value, String> {
         let req = openidconnect::http::Request::builder()
             .uri(url)
             .header("accept", "application/json")

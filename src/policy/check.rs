@@ -21,19 +21,20 @@ use toml::de::{DeTable, DeValue};
 use super::error::{PolicyErrors, Sink};
 use super::jwks;
 use super::model::{
-    Agent, Algorithm, Approval, Channel, ChannelGrant, Credential, DirectGrant, Entitlement,
-    HumanMatch, Idp, Resource, StaticJwks, TrustedIssuer,
+    Agent, Algorithm, Approval, Channel, ChannelGrant, ControlPlane, Credential, DirectGrant,
+    Entitlement, HumanMatch, Idp, Resource, StaticJwks, TrustedIssuer,
 };
 use super::raw::{
-    RawAgent, RawChannel, RawChannelGrant, RawCredential, RawDirectGrant, RawEntitlement, RawIdp,
-    RawResource, RawTrustedIssuer, SpannedList, SpannedMap,
+    RawAgent, RawChannel, RawChannelGrant, RawControlPlane, RawCredential, RawDirectGrant,
+    RawEntitlement, RawIdp, RawResource, RawTrustedIssuer, SpannedList, SpannedMap,
 };
 use super::time;
 use super::{Policy, SUPPORTED_VERSION};
 
 /// The top-level keys a policy file may have.
-const TOP_LEVEL: [&str; 7] = [
+const TOP_LEVEL: [&str; 8] = [
     "version",
+    "control_plane",
     "idp",
     "trusted_issuer",
     "resource",
@@ -104,6 +105,9 @@ pub(super) fn check(file: &str, text: &str, base_dir: &Path) -> Result<Policy, P
     let v_agents = cx.agents(&agents, &known);
     let v_channels = cx.channels(&channels, &known);
     let v_entitlements = cx.entitlements(&entitlements, &known);
+    let v_control = sections
+        .get("control_plane")
+        .and_then(|node| cx.control_plane(node, &known));
 
     if cx.sink.count() > 0 {
         return Err(PolicyErrors::new(cx.sink.into_errors()));
@@ -117,6 +121,7 @@ pub(super) fn check(file: &str, text: &str, base_dir: &Path) -> Result<Policy, P
         v_agents,
         v_channels,
         v_entitlements,
+        v_control,
     ))
 }
 
@@ -793,6 +798,46 @@ impl Checker<'_> {
             actions,
             approval,
             expires,
+        })
+    }
+
+    fn control_plane(
+        &mut self,
+        node: &Spanned<DeValue<'_>>,
+        known: &Known,
+    ) -> Option<ControlPlane> {
+        let raw = match RawControlPlane::deserialize_from(node) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let span = e.span().unwrap_or_else(|| node.span());
+                let field = format!(
+                    "control_plane{}",
+                    locate(node, span.start).unwrap_or_default()
+                );
+                self.sink.error(&span, field, e.message());
+                return None;
+            }
+        };
+        if raw.client_ids.is_empty() {
+            self.sink.error(
+                &node.span(),
+                "control_plane.client_ids",
+                "must name lanyard's console client id at one [[idp]] at least",
+            );
+        }
+        let client_ids = self.client_ids(&raw.client_ids, "control_plane.client_ids", |key| {
+            (!known.idps.contains(key))
+                .then(|| format!("unknown idp `{key}` (no [[idp]] has this id)"))
+        });
+        let mut role = |list: &Option<SpannedList>, field: &str| match list {
+            Some(l) => self.approvers(l, field),
+            None => Vec::new(),
+        };
+        Some(ControlPlane {
+            client_ids,
+            admins: role(&raw.admins, "control_plane.admins"),
+            approvers: role(&raw.approvers, "control_plane.approvers"),
+            auditors: role(&raw.auditors, "control_plane.auditors"),
         })
     }
 

@@ -33,8 +33,8 @@ use sha2::{Digest, Sha256};
 
 pub use error::{PolicyError, PolicyErrors};
 pub use model::{
-    Agent, Algorithm, Approval, Channel, ChannelGrant, Credential, DirectGrant, Entitlement,
-    HumanMatch, Idp, Resource, StaticJwks, TrustedIssuer,
+    Agent, Algorithm, Approval, Channel, ChannelGrant, ControlPlane, Credential, DirectGrant,
+    Entitlement, HumanMatch, Idp, Resource, StaticJwks, TrustedIssuer,
 };
 
 /// The policy file version this build understands (`version = 1`).
@@ -85,6 +85,7 @@ pub struct Policy {
     agents: Vec<Agent>,
     channels: Vec<Channel>,
     entitlements: Vec<Entitlement>,
+    control_plane: Option<ControlPlane>,
     idp_by_id: HashMap<String, usize>,
     idp_by_issuer: HashMap<String, usize>,
     trusted_by_issuer: HashMap<String, usize>,
@@ -105,6 +106,7 @@ impl Policy {
         agents: Vec<Agent>,
         channels: Vec<Channel>,
         entitlements: Vec<Entitlement>,
+        control_plane: Option<ControlPlane>,
     ) -> Self {
         fn index<T>(items: &[T], key: impl Fn(&T) -> &str) -> HashMap<String, usize> {
             items
@@ -128,7 +130,14 @@ impl Policy {
             agents,
             channels,
             entitlements,
+            control_plane,
         }
+    }
+
+    /// Who may use the admin API; `None` when the policy has no `[control_plane]` (the
+    /// admin API then refuses everyone).
+    pub fn control_plane(&self) -> Option<&ControlPlane> {
+        self.control_plane.as_ref()
     }
 
     /// The agent with this id (its client id at lanyard).

@@ -324,3 +324,18 @@ pub struct Entitlement {
     /// Actions on it, each defined by that resource.
     pub actions: Vec<String>,
 }
+
+/// Who may use the human control plane (`[control_plane]`). Humans sign in at a trusted
+/// `[[idp]]`; their ID token's `aud` must be lanyard's console client id at that IdP, and
+/// their roles come from that IdP's groups claim or user name.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ControlPlane {
+    /// IdP id → lanyard's console client id there (the admin ID token's `aud`).
+    pub client_ids: BTreeMap<String, String>,
+    /// May change agents, grants and revocations.
+    pub admins: Vec<HumanMatch>,
+    /// May approve or deny just-in-time requests and access requests.
+    pub approvers: Vec<HumanMatch>,
+    /// May read the audit trail.
+    pub auditors: Vec<HumanMatch>,
+}

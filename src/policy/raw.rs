@@ -174,3 +174,13 @@ impl<'de> Visitor<'de> for ExpiresVisitor {
         Ok(RawExpires(dt.to_string()))
     }
 }
+
+/// `[control_plane]`: which humans may use the admin API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawControlPlane {
+    pub client_ids: SpannedMap,
+    pub admins: Option<SpannedList>,
+    pub approvers: Option<SpannedList>,
+    pub auditors: Option<SpannedList>,
+}

@@ -9,5 +9,6 @@ mod cli;
 mod keys;
 mod resource_server;
 mod restart;
+mod revocation;
 mod token_exchange;
 mod walkthrough;

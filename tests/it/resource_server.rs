@@ -42,13 +42,15 @@ actions = ["repo.read", "issue.comment", "pull_request.create", "pull_request.me
 }
 
 /// The example resource server as a child process; killed on drop.
-struct ExampleRs {
+pub struct ExampleRs {
     child: Child,
-    base: String,
+    pub base: String,
 }
 
 impl ExampleRs {
-    fn start(jwks_uri: &str) -> Self {
+    pub fn start(lanyard: &crate::support::Lanyard) -> Self {
+        let jwks_uri = lanyard.url("/as/jwks.json");
+        let feed = lanyard.url("/as/revocations");
         let bin = std::path::Path::new(env!("CARGO_BIN_EXE_lanyard"))
             .parent()
             .unwrap()
@@ -65,8 +67,9 @@ impl ExampleRs {
                 "--resource",
                 GITHUB,
                 "--jwks-uri",
-                jwks_uri,
+                &jwks_uri,
             ])
+            .args(["--revocations-uri", &feed, "--revocation-poll", "1"])
             .args(["--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -119,7 +122,7 @@ fn example_resource_server_enforces_one_action_per_route() {
     assert_eq!(c["client_id"], "bot-secret");
     assert_eq!(c["act"]["sub"], "bot-secret");
 
-    let rs = ExampleRs::start(&f.server.url("/as/jwks.json"));
+    let rs = ExampleRs::start(&f.server);
     let ok = f
         .http
         .get(format!("{}/repos/acme/api", rs.base))
@@ -243,7 +246,7 @@ fn dpop_bound_token_needs_a_fresh_matching_proof_at_the_resource_server() {
     let (_, c) = decode(&at);
     assert!(c["cnf"]["jkt"].is_string());
 
-    let rs = ExampleRs::start(&f.server.url("/as/jwks.json"));
+    let rs = ExampleRs::start(&f.server);
     let url = format!("{}/repos/acme/api", rs.base);
     let call = |scheme: &str, proof: Option<&str>| {
         let mut req = f

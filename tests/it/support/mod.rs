@@ -326,6 +326,12 @@ pub mod reqwest {
                 rb: self.rb.basic_auth(user, Some(pass)),
             }
         }
+        pub fn body(self, body: String) -> Self {
+            Self {
+                b: self.b,
+                rb: self.rb.body(body),
+            }
+        }
         pub fn header(self, k: &str, v: &str) -> Self {
             Self {
                 b: self.b,

@@ -1,0 +1,538 @@
+//! The human control plane's admin API, `/admin/v1/…` (JSON).
+//!
+//! **Who may call it.** A human, with `Authorization: Bearer <ID token>` from a trusted
+//! enterprise `[[idp]]` of the policy, issued to lanyard's console client there
+//! (`[control_plane] client_ids`), validated like any subject token (pinned algorithm,
+//! issuer keys, times, `aud`, `max_age`). Roles come from the policy's `[control_plane]`
+//! lists matched against the IdP's groups claim or the user's names. **Every agent
+//! credential is refused on every route**: client authentication (Basic, form secrets,
+//! client assertions), DPoP, an ID-JAG or a lanyard access token — one layer in front of
+//! the whole admin router does this, so a new route cannot escape it (a test walks
+//! [`ROUTES`]).
+//!
+//! **Kill switches** (admins; each takes effect at once for new requests and kills every
+//! live token in its scope, also at offline resource servers that follow the revocation
+//! feed):
+//! - `POST /admin/v1/agents/{id}/disable` `{"reason"}`: the agent gets 401 `invalid_client`
+//!   everywhere; its tokens are dead. `POST …/enable` lifts it (older tokens stay dead).
+//! - `POST /admin/v1/agents/{id}/channel-grants/withdraw` `{"channel", "reason"}`: no token
+//!   for that agent in that channel; its tokens there are dead. `…/restore` lifts it.
+//! - `POST /admin/v1/tokens/revoke` `{"token"}` (an ID-JAG or access token lanyard issued)
+//!   or `{"jti"}`: that token is dead.
+//!
+//! Reads: `GET /admin/v1/whoami`, `GET /admin/v1/agents` (owner, grants, state),
+//! `GET /admin/v1/revocations` (admins and auditors).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::app::Broker;
+use crate::audit;
+use crate::config::Role;
+use crate::crypto::verify;
+use crate::grants::{token_exchange, token_status};
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::policy::HumanMatch;
+use crate::store::{Revocation, RevocationSubject};
+
+/// Every admin route: method and path. The router is built from this table, and a test
+/// sends agent credentials to each entry.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/admin/v1/whoami"),
+    ("GET", "/admin/v1/agents"),
+    ("POST", "/admin/v1/agents/{id}/disable"),
+    ("POST", "/admin/v1/agents/{id}/enable"),
+    ("POST", "/admin/v1/agents/{id}/channel-grants/withdraw"),
+    ("POST", "/admin/v1/agents/{id}/channel-grants/restore"),
+    ("POST", "/admin/v1/tokens/revoke"),
+    ("GET", "/admin/v1/revocations"),
+];
+
+/// A control-plane role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRole {
+    /// Changes agents, grants, revocations.
+    Admin,
+    /// Decides approvals and access requests.
+    Approver,
+    /// Reads the audit trail.
+    Auditor,
+}
+
+/// The signed-in human, put into request extensions by the authentication layer.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    /// Their subject.
+    pub sub: String,
+    /// Their roles.
+    pub roles: Vec<AdminRole>,
+}
+
+impl Operator {
+    fn require(&self, role: AdminRole) -> Result<(), OAuthError> {
+        if self.roles.contains(&role) {
+            Ok(())
+        } else {
+            Err(OAuthError::new(
+                ErrorCode::InsufficientScope,
+                "this operation needs another control-plane role",
+            ))
+        }
+    }
+}
+
+/// The admin router (mounted at the server root).
+pub fn router(broker: Arc<Broker>) -> Router<Arc<Broker>> {
+    let mut r = Router::new();
+    for &(method, path) in ROUTES {
+        let m = match (method, path) {
+            (_, "/admin/v1/whoami") => get(whoami),
+            (_, "/admin/v1/agents") => get(agents),
+            (_, "/admin/v1/agents/{id}/disable") => post(disable),
+            (_, "/admin/v1/agents/{id}/enable") => post(enable),
+            (_, "/admin/v1/agents/{id}/channel-grants/withdraw") => post(withdraw),
+            (_, "/admin/v1/agents/{id}/channel-grants/restore") => post(restore),
+            (_, "/admin/v1/tokens/revoke") => post(revoke_token),
+            _ => get(revocations),
+        };
+        r = r.route(path, m);
+    }
+    r.route_layer(axum::middleware::from_fn_with_state(broker, authenticate))
+}
+
+fn refuse(description: &'static str) -> Response {
+    OAuthError::new(ErrorCode::InvalidToken, description)
+        .with_challenge("Bearer realm=\"lanyard-admin\"")
+        .into_response()
+}
+
+/// The one gate in front of every admin route.
+async fn authenticate(State(b): State<Arc<Broker>>, mut req: Request, next: Next) -> Response {
+    match human(&b, req.headers()).await {
+        Ok(op) => {
+            req.extensions_mut().insert(op);
+            next.run(req).await
+        }
+        Err(resp) => resp,
+    }
+}
+
+async fn human(b: &Broker, headers: &HeaderMap) -> Result<Operator, Response> {
+    // Agent credentials are never admin credentials, whatever else the request holds.
+    if headers.contains_key("dpop") {
+        return Err(refuse(
+            "admin routes take a human's ID token, not agent credentials",
+        ));
+    }
+    let mut auth = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (auth.next(), auth.next()) else {
+        return Err(refuse("a human's ID token is required"));
+    };
+    let value = value.to_str().unwrap_or("");
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Err(refuse("a human's ID token is required"));
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(refuse(
+            "admin routes take a human's ID token, not agent credentials",
+        ));
+    }
+    let token = token.trim();
+    // A lanyard token (ID-JAG or access token) names an agent; refuse it before anything else.
+    if let Ok(jws) = verify::parse(token)
+        && (jws.header.typ_is("oauth-id-jag+jwt") || jws.header.typ_is("at+jwt"))
+    {
+        return Err(refuse(
+            "admin routes take a human's ID token, not agent credentials",
+        ));
+    }
+    let now = b.clock.now();
+    let active = b.policy.load_full();
+    let Some(cp) = active.policy.control_plane() else {
+        return Err(refuse(
+            "the policy has no [control_plane]; the admin API is closed",
+        ));
+    };
+    let subject = token_exchange::verify_id_token(b, &active, token, now, |idp| {
+        cp.client_ids.get(&idp.id).cloned()
+    })
+    .await
+    .map_err(|r| {
+        tracing::info!(reason = ?r, "admin authentication refused");
+        match r {
+            crate::core::Rejection::KeysUnavailable => {
+                OAuthError::unavailable("identity provider keys unavailable", 2).into_response()
+            }
+            _ => refuse("the ID token is not valid for the admin API"),
+        }
+    })?;
+    let has = |list: &[HumanMatch]| list.iter().any(|m| subject.human.matches(m));
+    let mut roles = Vec::new();
+    if has(&cp.admins) {
+        roles.push(AdminRole::Admin);
+    }
+    if has(&cp.approvers) {
+        roles.push(AdminRole::Approver);
+    }
+    if has(&cp.auditors) {
+        roles.push(AdminRole::Auditor);
+    }
+    if roles.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InsufficientScope,
+            "this human has no control-plane role",
+        )
+        .into_response());
+    }
+    Ok(Operator {
+        sub: subject.human.sub,
+        roles,
+    })
+}
+
+fn ok(v: Value) -> Response {
+    crate::http::response::no_store_json(StatusCode::OK, v.to_string().into_bytes())
+}
+
+fn unavailable(e: &dyn std::fmt::Display) -> OAuthError {
+    tracing::error!(error = %e, "store unavailable for an admin operation");
+    OAuthError::unavailable("try again later", 1)
+}
+
+fn not_found() -> OAuthError {
+    OAuthError::invalid_request("no such agent").with_status(404)
+}
+
+async fn whoami(axum::Extension(op): axum::Extension<Operator>) -> Response {
+    let roles: Vec<&str> = op
+        .roles
+        .iter()
+        .map(|r| match r {
+            AdminRole::Admin => "admin",
+            AdminRole::Approver => "approver",
+            AdminRole::Auditor => "auditor",
+        })
+        .collect();
+    ok(json!({ "sub": op.sub, "roles": roles }))
+}
+
+async fn agents(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+) -> Result<Response, OAuthError> {
+    if op.require(AdminRole::Admin).is_err() {
+        op.require(AdminRole::Auditor)?;
+    }
+    let now = b.clock.now();
+    let active = b.policy.load_full();
+    let mut out = Vec::new();
+    for a in active.policy.agents() {
+        let revoked = b
+            .store
+            .revocation(
+                &RevocationSubject::Agent {
+                    client_id: a.id.clone(),
+                },
+                now,
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let mut channels = Vec::new();
+        for c in active.policy.channels() {
+            for g in c.grants_for(&a.id) {
+                let withdrawn = b
+                    .store
+                    .revocation(
+                        &RevocationSubject::ChannelGrant {
+                            client_id: a.id.clone(),
+                            channel: c.id.clone(),
+                        },
+                        now,
+                    )
+                    .await
+                    .map_err(|e| unavailable(&e))?
+                    .is_some_and(|r| r.until.is_none());
+                channels.push(json!({
+                    "channel": c.id, "resource": g.resource, "actions": g.actions,
+                    "expires": g.expires, "withdrawn": withdrawn,
+                    "approval": g.approval.as_ref().map(|ap| json!({
+                        "actions": ap.actions,
+                        "approvers": ap.approvers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    })),
+                }));
+            }
+        }
+        let state = if !a.enabled {
+            "disabled in policy"
+        } else if revoked.as_ref().is_some_and(|r| r.until.is_none()) {
+            "disabled"
+        } else {
+            "enabled"
+        };
+        out.push(json!({
+            "id": a.id, "owner": a.owner, "state": state, "never": a.never,
+            "max_ttl": a.max_ttl.as_secs(),
+            "direct_grants": a.grants.iter().map(|g| json!({"resource": g.resource, "actions": g.actions})).collect::<Vec<_>>(),
+            "channel_grants": channels,
+        }));
+    }
+    Ok(ok(json!({ "agents": out })))
+}
+
+/// Body of the kill-switch routes.
+#[derive(Debug, Deserialize, Default)]
+struct Change {
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    jti: Option<String>,
+}
+
+fn parse_change(body: &[u8]) -> Result<Change, OAuthError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Change::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|_| OAuthError::invalid_request("body must be a JSON object"))
+}
+
+/// Record a revocation change and its audit record (both durable before answering).
+async fn apply(
+    b: &Broker,
+    op: &Operator,
+    r: Revocation,
+    event: &'static str,
+    agent: Option<&str>,
+    channel: Option<&str>,
+    reason: &str,
+) -> Result<Response, OAuthError> {
+    let now = b.clock.now();
+    let subject = r.subject.clone();
+    b.store.revoke(r).await.map_err(|e| unavailable(&e))?;
+    audit::write(
+        b.store.as_ref(),
+        &audit::Record {
+            at: now,
+            event: "admin",
+            decision: event,
+            human: Some(&op.sub),
+            agent,
+            channel,
+            resource: None,
+            actions: &[],
+            reason,
+            token_id: match &subject {
+                RevocationSubject::Token { jti } => Some(jti.as_str()),
+                _ => None,
+            },
+            issuer: "admin",
+        },
+    )
+    .await
+    .map_err(|e| unavailable(&e))?;
+    tracing::info!(by = %op.sub, event, ?subject, "control-plane change");
+    Ok(ok(
+        json!({ "ok": true, "event": event, "subject": subject, "at": now }),
+    ))
+}
+
+/// Longest any lanyard token lives past now: what a lifted revocation must still cover.
+fn max_token_life(b: &Broker) -> u64 {
+    b.issuers()
+        .map(|i| i.settings.max_token_ttl.as_secs())
+        .max()
+        .unwrap_or(3600)
+        .saturating_add(b.settings.leeway)
+}
+
+async fn disable(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    op.require(AdminRole::Admin)?;
+    let c = parse_change(&body)?;
+    if b.policy.load().policy.agent(&id).is_none() {
+        return Err(not_found());
+    }
+    let reason = c.reason.unwrap_or_else(|| "disabled by an admin".into());
+    let r = Revocation {
+        subject: RevocationSubject::Agent {
+            client_id: id.clone(),
+        },
+        revoked_at: b.clock.now(),
+        until: None,
+        by: op.sub.clone(),
+        reason: reason.clone(),
+    };
+    apply(&b, &op, r, "agent_disabled", Some(&id), None, &reason).await
+}
+
+async fn enable(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    op.require(AdminRole::Admin)?;
+    let c = parse_change(&body)?;
+    if b.policy.load().policy.agent(&id).is_none() {
+        return Err(not_found());
+    }
+    let now = b.clock.now();
+    let reason = c.reason.unwrap_or_else(|| "re-enabled by an admin".into());
+    // Tokens issued while it was enabled before stay dead: keep the mark until they expire.
+    let r = Revocation {
+        subject: RevocationSubject::Agent {
+            client_id: id.clone(),
+        },
+        revoked_at: now,
+        until: Some(now + max_token_life(&b)),
+        by: op.sub.clone(),
+        reason: reason.clone(),
+    };
+    apply(&b, &op, r, "agent_enabled", Some(&id), None, &reason).await
+}
+
+async fn withdraw(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    channel_grant(b, op, id, body, true).await
+}
+
+async fn restore(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    channel_grant(b, op, id, body, false).await
+}
+
+async fn channel_grant(
+    b: Arc<Broker>,
+    op: Operator,
+    id: String,
+    body: axum::body::Bytes,
+    withdraw: bool,
+) -> Result<Response, OAuthError> {
+    op.require(AdminRole::Admin)?;
+    let c = parse_change(&body)?;
+    let channel = c
+        .channel
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("channel is required"))?;
+    if b.policy.load().policy.agent(&id).is_none() {
+        return Err(not_found());
+    }
+    let now = b.clock.now();
+    let (event, until, default_reason) = if withdraw {
+        ("channel_grant_withdrawn", None, "withdrawn by an admin")
+    } else {
+        (
+            "channel_grant_restored",
+            Some(now + max_token_life(&b)),
+            "restored by an admin",
+        )
+    };
+    let reason = c.reason.unwrap_or_else(|| default_reason.into());
+    let r = Revocation {
+        subject: RevocationSubject::ChannelGrant {
+            client_id: id.clone(),
+            channel: channel.clone(),
+        },
+        revoked_at: now,
+        until,
+        by: op.sub.clone(),
+        reason: reason.clone(),
+    };
+    apply(&b, &op, r, event, Some(&id), Some(&channel), &reason).await
+}
+
+async fn revoke_token(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    op.require(AdminRole::Admin)?;
+    let c = parse_change(&body)?;
+    let now = b.clock.now();
+    let reason = c
+        .reason
+        .clone()
+        .unwrap_or_else(|| "revoked by an admin".into());
+    let (jti, until, agent) = match (&c.token, &c.jti) {
+        (Some(t), None) => {
+            let claims = [Role::AuthorizationServer, Role::Idp]
+                .into_iter()
+                .filter_map(|r| b.issuer(r))
+                .find_map(|iss| token_status::ours(iss, t, now))
+                .ok_or_else(|| OAuthError::invalid_request("not a token lanyard issued"))?;
+            (
+                claims.jti.clone(),
+                claims.exp.secs().saturating_add(b.settings.leeway),
+                Some(claims.act.sub.clone()),
+            )
+        }
+        (None, Some(j)) if !j.is_empty() => (j.clone(), now + max_token_life(&b), None),
+        _ => {
+            return Err(OAuthError::invalid_request(
+                "give exactly one of token or jti",
+            ));
+        }
+    };
+    let r = Revocation {
+        subject: RevocationSubject::Token { jti },
+        revoked_at: now,
+        until: Some(until),
+        by: op.sub.clone(),
+        reason: reason.clone(),
+    };
+    apply(&b, &op, r, "token_revoked", agent.as_deref(), None, &reason).await
+}
+
+async fn revocations(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+) -> Result<Response, OAuthError> {
+    if op.require(AdminRole::Admin).is_err() {
+        op.require(AdminRole::Auditor)?;
+    }
+    let now = b.clock.now();
+    let mut after = 0;
+    let mut live = std::collections::BTreeMap::new();
+    loop {
+        let page = b
+            .store
+            .revocations_since(after, 1000)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        for (_, r) in page {
+            live.insert(r.subject.key(), r);
+        }
+    }
+    let list: Vec<Value> = live
+        .into_values()
+        .filter(|r| r.until.is_none_or(|u| u > now))
+        .map(|r| json!({ "subject": r.subject, "revoked_at": r.revoked_at, "until": r.until, "by": r.by, "reason": r.reason }))
+        .collect();
+    Ok(ok(json!({ "revocations": list })))
+}
