@@ -6,5 +6,6 @@ mod support;
 
 mod cli;
 mod keys;
+mod redis_store;
 mod restart;
 mod token_exchange;
