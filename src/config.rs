@@ -704,7 +704,10 @@ fn validate(
                 ("store.url", raw.store.url.is_some() && !redis_url_from_env),
                 ("store.key_prefix", raw.store.key_prefix.is_some()),
                 ("store.connect_timeout", raw.store.connect_timeout.is_some()),
-                ("store.response_timeout", raw.store.response_timeout.is_some()),
+                (
+                    "store.response_timeout",
+                    raw.store.response_timeout.is_some(),
+                ),
             ];
             for (field, set) in redis_only {
                 if set {
@@ -885,7 +888,9 @@ fn redis_settings(
     let key_prefix = raw.key_prefix.clone().unwrap_or_else(|| "lanyard:".into());
     if key_prefix.is_empty()
         || key_prefix.len() > 64
-        || key_prefix.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+        || key_prefix
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control())
     {
         c.push(
             "store.key_prefix",
@@ -1148,20 +1153,25 @@ max_token_ttl = "2h"
         assert_eq!(r.connect_timeout, Duration::from_secs(1));
     }
 
-    const REDIS_BASE: &str = "version = 1\n[authorization_server]\nissuer = \"https://as.example\"\n";
+    const REDIS_BASE: &str =
+        "version = 1\n[authorization_server]\nissuer = \"https://as.example\"\n";
 
     #[test]
     fn redis_url_comes_from_the_environment_and_is_hidden_from_logs() {
         let text = format!("{REDIS_BASE}[store]\nbackend = \"redis\"\nkey_prefix = \"prod:\"\n");
         let env = |k: &str| {
-            (k == "LANYARD_REDIS_URL").then(|| "rediss://lanyard:hunter2@redis.example:6380/2".to_owned())
+            (k == "LANYARD_REDIS_URL")
+                .then(|| "rediss://lanyard:hunter2@redis.example:6380/2".to_owned())
         };
         let s = parse(&text, Path::new("."), &env).expect("valid");
         let StoreSettings::Redis(r) = &s.store else {
             panic!("not redis")
         };
         assert_eq!(r.key_prefix, "prod:");
-        assert_eq!(r.url.expose(), "rediss://lanyard:hunter2@redis.example:6380/2");
+        assert_eq!(
+            r.url.expose(),
+            "rediss://lanyard:hunter2@redis.example:6380/2"
+        );
         let shown = format!("{s:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("redis.example"), "{shown}");
@@ -1170,12 +1180,16 @@ max_token_ttl = "2h"
     #[test]
     fn redis_settings_are_checked_with_their_field() {
         let errs = |store: &str, env: &dyn Fn(&str) -> Option<String>| -> Vec<String> {
-            parse(&format!("{REDIS_BASE}[store]\n{store}"), Path::new("."), env)
-                .expect_err("invalid")
-                .0
-                .into_iter()
-                .map(|e| e.field)
-                .collect()
+            parse(
+                &format!("{REDIS_BASE}[store]\n{store}"),
+                Path::new("."),
+                env,
+            )
+            .expect_err("invalid")
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
         };
         assert_eq!(errs("backend = \"redis\"\n", &no_env), ["store.url"]);
         assert_eq!(
@@ -1196,14 +1210,20 @@ max_token_ttl = "2h"
             "redis fields with the embedded backend"
         );
         let bad_env = |k: &str| (k == "LANYARD_REDIS_URL").then(|| "redis://".to_owned());
-        assert_eq!(errs("backend = \"redis\"\n", &bad_env), ["$LANYARD_REDIS_URL"]);
+        assert_eq!(
+            errs("backend = \"redis\"\n", &bad_env),
+            ["$LANYARD_REDIS_URL"]
+        );
         let env = |k: &str| (k == "LANYARD_REDIS_URL").then(|| "redis://r:6379".to_owned());
         assert_eq!(
             errs("backend = \"embedded\"\n", &env),
             ["$LANYARD_REDIS_URL"],
             "a Redis URL set for an embedded store is a mistake, not ignored"
         );
-        assert_eq!(errs("backend = \"memcached\"\n", &no_env), ["store.backend"]);
+        assert_eq!(
+            errs("backend = \"memcached\"\n", &no_env),
+            ["store.backend"]
+        );
     }
 
     #[test]

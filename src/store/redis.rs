@@ -382,7 +382,12 @@ impl RedisStore {
 
     async fn purge_records(&self, kind: RecordKind, now: UnixTime) -> Result<u64, StoreError> {
         let ids: Vec<String> = self
-            .query(::redis::cmd("ZRANGE").arg(self.keys.index(kind)).arg(0).arg(-1))
+            .query(
+                ::redis::cmd("ZRANGE")
+                    .arg(self.keys.index(kind))
+                    .arg(0)
+                    .arg(-1),
+            )
             .await?;
         let mut n = 0;
         for chunk in ids.chunks(PURGE_BATCH) {
@@ -475,7 +480,12 @@ impl Store for RedisStore {
         now: UnixTime,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let ids: Vec<String> = self
-            .query(::redis::cmd("ZRANGE").arg(self.keys.index(kind)).arg(0).arg(-1))
+            .query(
+                ::redis::cmd("ZRANGE")
+                    .arg(self.keys.index(kind))
+                    .arg(0)
+                    .arg(-1),
+            )
             .await?;
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -746,8 +756,25 @@ mod tests {
     }
 
     #[test]
+    fn purge_walks_every_record_kind() {
+        // A new kind breaks this match: add it to `RecordKind::ALL` as well.
+        let n = |k: RecordKind| match k {
+            RecordKind::Approval => 0,
+            RecordKind::AccessRequest => 1,
+            RecordKind::RuntimeGrant => 2,
+            RecordKind::Nonce => 3,
+        };
+        let mut seen: Vec<_> = RecordKind::ALL.iter().map(|&k| n(k)).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, [0, 1, 2, 3]);
+    }
+
+    #[test]
     fn scan_pattern_escapes_glob_characters() {
-        assert_eq!(Keys("a*b?[c]\\:".into()).scan_pattern(), "a\\*b\\?\\[c\\]\\\\:*");
+        assert_eq!(
+            Keys("a*b?[c]\\:".into()).scan_pattern(),
+            "a\\*b\\?\\[c\\]\\\\:*"
+        );
         assert_eq!(Keys("lanyard:".into()).scan_pattern(), "lanyard:*");
     }
 

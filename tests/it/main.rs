@@ -7,5 +7,6 @@ mod support;
 mod cli;
 mod keys;
 mod redis_store;
+mod replicas;
 mod restart;
 mod token_exchange;

@@ -86,9 +86,9 @@ fn replicas_agree_on_replay_and_single_use() {
         let mut tasks = Vec::new();
         for i in 0..64 {
             let s = if i % 2 == 0 { a.clone() } else { b.clone() };
-            tasks.push(tokio::spawn(
-                async move { s.first_use(key, now + 60, now).await },
-            ));
+            tasks.push(tokio::spawn(async move {
+                s.first_use(key, now + 60, now).await
+            }));
         }
         let mut wins = 0;
         for t in tasks {
@@ -266,7 +266,10 @@ fn store_fails_fast_while_redis_is_down_and_recovers() {
         assert!(up, "store recovered without being reopened");
         println!("store answered again {:?} after restart", started.elapsed());
         let after = s.revoke(rev("t2")).await.unwrap();
-        assert!(after > before, "feed position {after} > {before} after data loss");
+        assert!(
+            after > before,
+            "feed position {after} > {before} after data loss"
+        );
         assert_eq!(
             s.first_use(replay_key(&["back"]), now + 60, now)
                 .await
@@ -275,5 +278,40 @@ fn store_fails_fast_while_redis_is_down_and_recovers() {
         );
         let e = s.append_audit(b"{}".to_vec()).await.unwrap();
         assert_eq!(e.seq, 1, "the audit chain restarts on an emptied Redis");
+    });
+}
+
+/// A Redis that accepts connections but never answers (hung, partitioned) costs a call at
+/// most its deadline (`connect_timeout + response_timeout`), then fails as unavailable;
+/// when it answers again, so does the store.
+#[test]
+fn a_hung_redis_costs_a_call_at_most_its_deadline() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let rt = rt();
+    rt.block_on(async {
+        let s = store(&redis.url(), "hung:");
+        s.ping().await.unwrap();
+        redis.freeze(true);
+        let started = Instant::now();
+        let r = s.first_use(replay_key(&["hung"]), 2_000_000_000, 1).await;
+        let took = started.elapsed();
+        redis.freeze(false);
+        assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+        println!("a call against a frozen redis failed after {took:?}");
+        assert!(
+            took >= Duration::from_millis(400) && took < Duration::from_secs(2),
+            "bounded by the 500ms response timeout: {took:?}"
+        );
+        let mut up = false;
+        for _ in 0..200 {
+            if s.ping().await.is_ok() {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(up, "answers again once Redis does");
     });
 }

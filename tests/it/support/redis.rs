@@ -128,6 +128,18 @@ impl RedisServer {
         assert!(!ping(self.port), "redis still answers after stop");
     }
 
+    /// SIGSTOP (`true`) or SIGCONT (`false`): a server that accepts connections but never
+    /// answers, like a hung or partitioned Redis.
+    pub fn freeze(&self, frozen: bool) {
+        let pid = self.child.as_ref().expect("running").id();
+        let sig = if frozen { "-STOP" } else { "-CONT" };
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
     /// Start again on the same port.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "restart after stop");
