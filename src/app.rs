@@ -157,6 +157,10 @@ impl Broker {
                 crate::store::embedded::EmbeddedStore::open(path)
                     .map_err(|e| format!("store: {e}"))?,
             ),
+            StoreSettings::Redis(r) => Arc::new(
+                crate::store::redis::RedisStore::open(r, clock.clone())
+                    .map_err(|e| format!("store: {e}"))?,
+            ),
         };
         Self::with_store(settings, clock, store, dev)
     }
@@ -297,6 +301,11 @@ pub async fn serve(settings: Settings) -> Result<(), StartError> {
         .await
         .map_err(|e| format!("cannot bind {}: {e}", settings.listen))?;
     let broker = Arc::new(Broker::open(settings, Arc::new(SystemClock), None)?);
+    // A shared store may be down at startup: serve anyway (not ready, nothing issued) and
+    // pick it up when it answers, rather than crash-looping.
+    if let Err(e) = broker.store.ping().await {
+        tracing::warn!(error = %e, "store not reachable yet; /readyz stays false until it answers");
+    }
     run(broker, listener).await
 }
 

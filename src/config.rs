@@ -36,6 +36,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     ("LANYARD_LOG_FORMAT", "log.format", "`json` or `pretty`"),
     ("LANYARD_STORE_PATH", "store.path", "embedded store file"),
     (
+        "LANYARD_REDIS_URL",
+        "store.url",
+        "Redis URL of the shared store; may carry a password (a secret)",
+    ),
+    (
         "LANYARD_KEYS_DIR",
         "keys.dir",
         "directory holding the signing keyrings (e.g. a mounted secret)",
@@ -154,13 +159,36 @@ pub struct RawLog {
 }
 
 /// `[store]`
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
-    /// `embedded` (default): a durable file store on this node.
+    /// `embedded` (default): a durable file store on this node. `redis`: a Redis server
+    /// shared by every replica.
     pub backend: Option<String>,
     /// The embedded store's file. Default `data/lanyard.redb`.
     pub path: Option<String>,
+    /// Redis only, required: `redis://`, `rediss://` (TLS) or `unix://` URL. May carry a
+    /// password; also `LANYARD_REDIS_URL`.
+    pub url: Option<String>,
+    /// Redis only: prefix of every key lanyard writes. Default `lanyard:`.
+    pub key_prefix: Option<String>,
+    /// Redis only: longest wait for a connection. Default `1s`.
+    pub connect_timeout: Option<String>,
+    /// Redis only: longest wait for a reply. Default `1s`.
+    pub response_timeout: Option<String>,
+}
+
+impl fmt::Debug for RawStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawStore")
+            .field("backend", &self.backend)
+            .field("path", &self.path)
+            .field("url", &self.url.as_ref().map(|u| RedisUrl(u.clone())))
+            .field("key_prefix", &self.key_prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .finish()
+    }
 }
 
 /// `[keys]`
@@ -300,6 +328,51 @@ pub enum StoreSettings {
         /// Its file.
         path: PathBuf,
     },
+    /// A Redis server shared by every replica.
+    Redis(RedisSettings),
+}
+
+/// A Redis URL. It may carry a password, so its `Debug` form hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// Wrap a URL (checked by [`check_redis_url`] when it comes from configuration).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL itself, password included: for connecting, never for logging.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match url::Url::parse(&self.0) {
+            Ok(mut u) => {
+                if u.password().is_some() {
+                    let _ = u.set_password(Some("REDACTED"));
+                }
+                write!(f, "{:?}", u.as_str())
+            }
+            Err(_) => f.write_str("\"<unparsable redis url>\""),
+        }
+    }
+}
+
+/// Settings of the Redis store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// Where the server is.
+    pub url: RedisUrl,
+    /// Prefix of every key lanyard writes, so that one Redis can serve several deployments.
+    pub key_prefix: String,
+    /// Longest wait for a connection.
+    pub connect_timeout: Duration,
+    /// Longest wait for a reply.
+    pub response_timeout: Duration,
 }
 
 /// Key settings shared by both issuers.
@@ -520,6 +593,13 @@ fn validate(
         raw.store.path = Some(v);
         env_paths.push("store");
     }
+    let redis_url_from_env = match env("LANYARD_REDIS_URL") {
+        Some(v) => {
+            raw.store.url = Some(v);
+            true
+        }
+        None => false,
+    };
     if let Some(v) = env("LANYARD_KEYS_DIR") {
         raw.keys.dir = Some(v);
         env_paths.push("keys");
@@ -619,14 +699,42 @@ fn validate(
     }
 
     let store = match raw.store.backend.as_deref() {
-        None | Some("embedded") => StoreSettings::Embedded {
-            path: resolve(
-                raw.store.path.as_deref().unwrap_or("data/lanyard.redb"),
-                "store",
-            ),
-        },
+        None | Some("embedded") => {
+            let redis_only = [
+                ("store.url", raw.store.url.is_some() && !redis_url_from_env),
+                ("store.key_prefix", raw.store.key_prefix.is_some()),
+                ("store.connect_timeout", raw.store.connect_timeout.is_some()),
+                (
+                    "store.response_timeout",
+                    raw.store.response_timeout.is_some(),
+                ),
+            ];
+            for (field, set) in redis_only {
+                if set {
+                    c.push(field, "only used with backend = \"redis\"");
+                }
+            }
+            if redis_url_from_env {
+                c.env_push(
+                    "LANYARD_REDIS_URL",
+                    "set, but store.backend is \"embedded\": set backend = \"redis\" or unset the variable",
+                );
+            }
+            StoreSettings::Embedded {
+                path: resolve(
+                    raw.store.path.as_deref().unwrap_or("data/lanyard.redb"),
+                    "store",
+                ),
+            }
+        }
+        Some("redis") => StoreSettings::Redis(redis_settings(
+            &mut c,
+            &raw.store,
+            redis_url_from_env,
+            env_paths.contains(&"store"),
+        )),
         Some(_) => {
-            c.push("store.backend", "must be \"embedded\"");
+            c.push("store.backend", "must be \"embedded\" or \"redis\"");
             StoreSettings::Embedded {
                 path: PathBuf::new(),
             }
@@ -739,6 +847,99 @@ fn validate(
         policy_file,
         policy_reload_interval,
     })
+}
+
+/// The `[store]` table with `backend = "redis"`.
+fn redis_settings(
+    c: &mut Collector<'_>,
+    raw: &RawStore,
+    url_from_env: bool,
+    path_from_env: bool,
+) -> RedisSettings {
+    if raw.path.is_some() {
+        if path_from_env {
+            c.env_push(
+                "LANYARD_STORE_PATH",
+                "set, but store.backend is \"redis\": unset the variable",
+            );
+        } else {
+            c.push("store.path", "only used with backend = \"embedded\"");
+        }
+    }
+    let url = match raw.url.as_deref() {
+        None => {
+            c.push(
+                "store.url",
+                "missing: the Redis URL, e.g. \"redis://redis.internal:6379/0\" (or set LANYARD_REDIS_URL)",
+            );
+            String::new()
+        }
+        Some(u) => {
+            if let Err(m) = check_redis_url(u) {
+                if url_from_env {
+                    c.env_push("LANYARD_REDIS_URL", m);
+                } else {
+                    c.push("store.url", m);
+                }
+            }
+            u.to_owned()
+        }
+    };
+    let key_prefix = raw.key_prefix.clone().unwrap_or_else(|| "lanyard:".into());
+    if key_prefix.is_empty()
+        || key_prefix.len() > 64
+        || key_prefix
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control())
+    {
+        c.push(
+            "store.key_prefix",
+            "must be 1 to 64 characters with no spaces or control characters, e.g. \"lanyard:\"",
+        );
+    }
+    let timeout = |c: &mut Collector<'_>, field: &str, v: Option<&str>| {
+        c.duration(
+            field,
+            v,
+            Duration::from_secs(1),
+            Duration::from_millis(50),
+            Duration::from_secs(60),
+        )
+    };
+    RedisSettings {
+        url: RedisUrl(url),
+        key_prefix,
+        connect_timeout: timeout(c, "store.connect_timeout", raw.connect_timeout.as_deref()),
+        response_timeout: timeout(c, "store.response_timeout", raw.response_timeout.as_deref()),
+    }
+}
+
+/// A Redis URL lanyard can use: `redis://host[:port][/db]`, `rediss://…` (TLS) or
+/// `unix:///path/to/socket`. The message never repeats the URL (it may hold a password).
+pub fn check_redis_url(u: &str) -> Result<(), &'static str> {
+    let url = url::Url::parse(u)
+        .map_err(|_| "not a URL; write e.g. \"redis://redis.internal:6379/0\"")?;
+    match url.scheme() {
+        "redis" | "rediss" => {
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err("names no host; write e.g. \"redis://redis.internal:6379/0\"");
+            }
+            let db = url.path().trim_start_matches('/');
+            if !db.is_empty() && db.parse::<u16>().is_err() {
+                return Err("the path must be a database number, e.g. \"/0\"");
+            }
+        }
+        "unix" => {
+            if url.path().len() <= 1 {
+                return Err("names no socket; write e.g. \"unix:///run/redis/redis.sock\"");
+            }
+        }
+        _ => return Err("must be a redis://, rediss:// or unix:// URL"),
+    }
+    if url.fragment().is_some() {
+        return Err("a Redis URL has no fragment");
+    }
+    Ok(())
 }
 
 fn issuer(
@@ -930,6 +1131,115 @@ max_token_ttl = "2h"
         assert_eq!(
             s.authorization_server.map(|i| i.issuer),
             Some("https://other.example/as".to_owned())
+        );
+    }
+
+    /// The example's commented Redis fields, switched on, form a valid Redis configuration.
+    #[test]
+    fn example_config_parses_with_the_redis_backend() {
+        let text = include_str!("../lanyard.example.toml")
+            .replace("backend = \"embedded\"", "backend = \"redis\"")
+            .replace("path = \"data/lanyard.redb\"", "")
+            .replace("# url = ", "url = ")
+            .replace("# key_prefix = ", "key_prefix = ")
+            .replace("# connect_timeout = ", "connect_timeout = ")
+            .replace("# response_timeout = ", "response_timeout = ");
+        let s = parse(&text, Path::new("/etc/lanyard"), &no_env).expect("redis example is valid");
+        let StoreSettings::Redis(r) = s.store else {
+            panic!("not the redis backend: {:?}", s.store)
+        };
+        assert_eq!(r.url.expose(), "redis://redis.internal:6379/0");
+        assert_eq!(r.key_prefix, "lanyard:");
+        assert_eq!(r.connect_timeout, Duration::from_secs(1));
+    }
+
+    const REDIS_BASE: &str =
+        "version = 1\n[authorization_server]\nissuer = \"https://as.example\"\n";
+
+    #[test]
+    fn redis_url_comes_from_the_environment_and_is_hidden_from_logs() {
+        let text = format!("{REDIS_BASE}[store]\nbackend = \"redis\"\nkey_prefix = \"prod:\"\n");
+        let env = |k: &str| {
+            (k == "LANYARD_REDIS_URL")
+                .then(|| "rediss://lanyard:hunter2@redis.example:6380/2".to_owned())
+        };
+        let s = parse(&text, Path::new("."), &env).expect("valid");
+        let StoreSettings::Redis(r) = &s.store else {
+            panic!("not redis")
+        };
+        assert_eq!(r.key_prefix, "prod:");
+        assert_eq!(
+            r.url.expose(),
+            "rediss://lanyard:hunter2@redis.example:6380/2"
+        );
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("redis.example"), "{shown}");
+    }
+
+    #[test]
+    fn redis_settings_are_checked_with_their_field() {
+        let errs = |store: &str, env: &dyn Fn(&str) -> Option<String>| -> Vec<String> {
+            parse(
+                &format!("{REDIS_BASE}[store]\n{store}"),
+                Path::new("."),
+                env,
+            )
+            .expect_err("invalid")
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+        };
+        assert_eq!(errs("backend = \"redis\"\n", &no_env), ["store.url"]);
+        assert_eq!(
+            errs(
+                "backend = \"redis\"\nurl = \"http://redis:6379\"\npath = \"x.redb\"\nkey_prefix = \"\"\nconnect_timeout = \"1ms\"\n",
+                &no_env
+            ),
+            [
+                "store.path",
+                "store.url",
+                "store.key_prefix",
+                "store.connect_timeout"
+            ]
+        );
+        assert_eq!(
+            errs("url = \"redis://r:6379\"\nkey_prefix = \"x:\"\n", &no_env),
+            ["store.url", "store.key_prefix"],
+            "redis fields with the embedded backend"
+        );
+        let bad_env = |k: &str| (k == "LANYARD_REDIS_URL").then(|| "redis://".to_owned());
+        assert_eq!(
+            errs("backend = \"redis\"\n", &bad_env),
+            ["$LANYARD_REDIS_URL"]
+        );
+        let env = |k: &str| (k == "LANYARD_REDIS_URL").then(|| "redis://r:6379".to_owned());
+        assert_eq!(
+            errs("backend = \"embedded\"\n", &env),
+            ["$LANYARD_REDIS_URL"],
+            "a Redis URL set for an embedded store is a mistake, not ignored"
+        );
+        assert_eq!(
+            errs("backend = \"memcached\"\n", &no_env),
+            ["store.backend"]
+        );
+    }
+
+    #[test]
+    fn redis_url_rules() {
+        assert!(check_redis_url("redis://127.0.0.1:6379/0").is_ok());
+        assert!(check_redis_url("redis://:pw@redis.internal").is_ok());
+        assert!(check_redis_url("rediss://u:pw@redis.example:6380/3").is_ok());
+        assert!(check_redis_url("unix:///run/redis/redis.sock").is_ok());
+        assert!(check_redis_url("redis://").is_err());
+        assert!(check_redis_url("redis://h/notadb").is_err());
+        assert!(check_redis_url("unix://").is_err());
+        assert!(check_redis_url("http://h:6379").is_err());
+        assert!(check_redis_url("h:6379").is_err());
+        assert!(
+            check_redis_url("redis://u:secretpw@").is_err_and(|m| !m.contains("secretpw")),
+            "messages never repeat the URL"
         );
     }
 

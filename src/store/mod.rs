@@ -4,7 +4,8 @@
 //! proves it, run against each backend. The default backend is [`embedded::EmbeddedStore`], a
 //! durable file store on this node (redb): a response that depends on a write is sent only
 //! after that write is on disk, and requests that arrive together share one fsync (group
-//! commit). [`memory::MemoryStore`] is for unit tests only.
+//! commit). [`redis::RedisStore`] keeps the same state in a Redis server shared by several
+//! replicas. [`memory::MemoryStore`] is for unit tests only.
 //!
 //! Every operation that decides something — first use of a `jti`, taking a single-use
 //! approval — is one atomic step inside the backend, never a read followed by a write.
@@ -12,6 +13,7 @@
 pub mod contract;
 pub mod embedded;
 pub mod memory;
+pub mod redis;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -56,6 +58,14 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
+    /// Every kind (a backend that keeps one index per kind walks them all).
+    pub const ALL: [Self; 4] = [
+        Self::Approval,
+        Self::AccessRequest,
+        Self::RuntimeGrant,
+        Self::Nonce,
+    ];
+
     /// Stable prefix used in keys.
     pub const fn prefix(self) -> &'static str {
         match self {

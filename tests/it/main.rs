@@ -7,6 +7,8 @@ mod support;
 mod attacks;
 mod cli;
 mod keys;
+mod redis_store;
+mod replicas;
 mod resource_server;
 mod restart;
 mod revocation;

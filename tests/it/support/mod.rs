@@ -5,6 +5,7 @@
 
 pub mod flow;
 pub mod idp;
+pub mod redis;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -79,6 +80,11 @@ impl Site {
 
     /// Write `lanyard.toml`, with `extra` appended (more tables, overrides).
     pub fn write_config(&self, extra: &str) {
+        self.write_config_with_store("path = \"data/lanyard.redb\"", extra);
+    }
+
+    /// Write `lanyard.toml` with `store` as the body of its `[store]` table.
+    pub fn write_config_with_store(&self, store: &str, extra: &str) {
         let text = format!(
             r#"version = 1
 [server]
@@ -88,7 +94,7 @@ shutdown_grace = "2s"
 format = "json"
 level = "info"
 [store]
-path = "data/lanyard.redb"
+{store}
 [keys]
 dir = "keys"
 reload_interval = "200ms"

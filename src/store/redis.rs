@@ -1,0 +1,846 @@
+//! A [`Store`] on a Redis server shared by every replica: with it, lanyard processes are
+//! stateless and a token redeemed at one is a replay at all.
+//!
+//! # Design
+//!
+//! - **One connection per process**, a `redis` crate [`ConnectionManager`] (multiplexed,
+//!   reconnects by itself), created lazily so that a Redis that is down at startup only makes
+//!   `/readyz` false. Every call is bounded by `connect_timeout + response_timeout`; a dead
+//!   Redis fails the call fast with [`StoreError::Unavailable`], which the server answers with
+//!   503 `temporarily_unavailable` and `Retry-After`, issuing nothing. The next call tries to
+//!   connect again, so service resumes without a restart when Redis is back.
+//! - **Every decision is one Lua script**, executed atomically by Redis: first use of a
+//!   replay key, taking a single-use record, revoking (record + feed entry), lifting a
+//!   revocation, appending to the audit chain.
+//! - **Time is the caller's.** Expiry is stored with each value and compared with the `now`
+//!   the caller passes, exactly as the embedded store does, so every replica judges "live" by
+//!   the same rule. Redis TTLs are only garbage collection: they are set
+//!   [`GC_GRACE_SECS`] past the logical expiry (measured on lanyard's clock, sent as a
+//!   relative TTL), so clock skew between replicas and Redis never ends a replay mark or a
+//!   revocation early. [`Store::purge_expired`] removes what has logically expired before
+//!   its TTL fires; most of the cleaning is Redis's.
+//! - **Revocation feed positions** are increasing but not dense: each new position is
+//!   `max(last + 1, Redis TIME in µs)`, computed in the same script that writes the feed
+//!   entry. A follower's cursor therefore stays valid even when Redis restarts from an older
+//!   snapshot or empty: new revocations always get positions past every one handed out
+//!   before. Positions stay below 2^53 (exact in JSON numbers) until the year 2255.
+//! - **The audit chain with several writers.** Redis's Lua has no SHA-256, so the writer
+//!   computes the chain hash and the script appends only if the chain head is still the one
+//!   the hash was computed over (compare-and-set on `(length, last hash)`); otherwise it
+//!   returns the current head and the writer recomputes. Inside one process appends are
+//!   serialised by a mutex that also caches the head, so the common case is one round trip
+//!   and only replicas contend with each other; each round someone wins, and a writer gives
+//!   up (503, token withheld) after [`CAS_ROUNDS`] lost rounds.
+//!
+//! # Keys (under the configured prefix, default `lanyard:`)
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `replay:<hex>` | string | expiry of a replay mark |
+//! | `record:<kind>:<id>` | hash | `e` expiry (`""` = none), `v` value |
+//! | `records:<kind>` | sorted set | ids of a kind (for `list`), score 0 so ordered by id |
+//! | `revocation:<subject>` | hash | `j` the revocation (JSON), `u` its `until` (`""` = none) |
+//! | `revocation_feed` | sorted set | `<position>:<json>`, scored by position |
+//! | `revocation_feed_pos` | string | the last position handed out |
+//! | `audit` | list | `prev hash ‖ hash ‖ body`; entry `n` at index `n − 1` |
+//!
+//! All keys are plain (no hash tags): a standalone Redis (or a primary with replicas), not
+//! Redis Cluster. Durability is Redis's: run it with `appendonly yes` (and `appendfsync
+//! always` to match the embedded store's promise).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Client, FromRedisValue, Script, ScriptInvocation, Value};
+use async_trait::async_trait;
+
+use super::{
+    AuditEntry, FirstUse, RecordKind, ReplayKey, Revocation, RevocationSubject, Store, StoreError,
+    live,
+};
+use crate::clock::{Clock, UnixTime};
+use crate::config::RedisSettings;
+
+/// How long past its logical expiry a key is kept by Redis (garbage collection only).
+pub const GC_GRACE_SECS: u64 = 300;
+/// Most compare-and-set rounds an audit append (or lifting a revocation) tries before giving up.
+pub const CAS_ROUNDS: usize = 64;
+/// Longest TTL set on any key (Redis refuses TTLs whose milliseconds overflow).
+const MAX_TTL_SECS: u64 = 10 * 365 * 86_400;
+/// Keys per `SCAN` step and per purge script call.
+const PURGE_BATCH: usize = 500;
+
+/// `max(last + 1, TIME in µs)`, stored; shared by the scripts that append to the feed.
+/// `KEYS[2]` is the feed, `KEYS[3]` the position counter.
+const FEED_APPEND: &str = r"
+local function feed_append(json)
+  local t = redis.call('TIME')
+  local pos = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if last + 1 > pos then pos = last + 1 end
+  local p = string.format('%.0f', pos)
+  redis.call('SET', KEYS[3], p)
+  redis.call('ZADD', KEYS[2], p, p .. ':' .. json)
+  return pos
+end
+";
+
+/// KEYS[1] mark; ARGV: expiry, now, ttl. 1 = first use, 0 = replay.
+const FIRST_USE: &str = r"
+local seen = redis.call('GET', KEYS[1])
+if seen and tonumber(ARGV[2]) < tonumber(seen) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+";
+
+/// KEYS[1] record, KEYS[2] index; ARGV: id, expiry or '', value, ttl or ''.
+const PUT: &str = r"
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'e', ARGV[2], 'v', ARGV[3])
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+if ARGV[4] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+return 1
+";
+
+/// KEYS[1] record, KEYS[2] index; ARGV: id. Returns [expiry, value] (nil, nil if absent).
+const TAKE: &str = r"
+local r = redis.call('HMGET', KEYS[1], 'e', 'v')
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return r
+";
+
+/// KEYS[1] revocation, KEYS[2] feed, KEYS[3] counter; ARGV: json, until or '', ttl or ''.
+const REVOKE: &str = r"
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'j', ARGV[1], 'u', ARGV[2])
+if ARGV[3] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return feed_append(ARGV[1])
+";
+
+/// KEYS as REVOKE; ARGV: the JSON read before, the lifted JSON. 0 = nothing to lift,
+/// -1 = changed since it was read (retry), else the feed position.
+const UNREVOKE: &str = r"
+local cur = redis.call('HGET', KEYS[1], 'j')
+if not cur then return 0 end
+if cur ~= ARGV[1] then return -1 end
+redis.call('DEL', KEYS[1])
+return feed_append(ARGV[2])
+";
+
+/// KEYS[1] audit list; ARGV: seq, prev hash, entry. {1} = appended, {0, length, last hash}
+/// = the head moved (or the guess was wrong).
+const AUDIT_APPEND: &str = r"
+local n = redis.call('LLEN', KEYS[1])
+local head = string.rep('\0', 32)
+if n > 0 then head = string.sub(redis.call('LINDEX', KEYS[1], -1), 33, 64) end
+if tonumber(ARGV[1]) == n + 1 and ARGV[2] == head then
+  redis.call('RPUSH', KEYS[1], ARGV[3])
+  return {1}
+end
+return {0, n, head}
+";
+
+/// KEYS: replay marks; ARGV[1] now. Deletes the expired ones, returns how many.
+const PURGE_MARKS: &str = r"
+local now = tonumber(ARGV[1])
+local n = 0
+for _, k in ipairs(KEYS) do
+  local e = redis.call('GET', k)
+  if e and tonumber(e) <= now then redis.call('DEL', k); n = n + 1 end
+end
+return n
+";
+
+/// KEYS: revocations; ARGV[1] now. Deletes the expired ones, returns how many.
+const PURGE_REVOCATIONS: &str = r"
+local now = tonumber(ARGV[1])
+local n = 0
+for _, k in ipairs(KEYS) do
+  local u = redis.call('HGET', k, 'u')
+  if u and u ~= '' and tonumber(u) <= now then redis.call('DEL', k); n = n + 1 end
+end
+return n
+";
+
+/// KEYS[1] index, KEYS[2..] records; ARGV[1] now, ARGV[2..] their ids. Deletes expired
+/// records (counted) and drops index entries whose record is gone (not counted).
+const PURGE_RECORDS: &str = r"
+local now = tonumber(ARGV[1])
+local n = 0
+for i = 2, #KEYS do
+  local e = redis.call('HGET', KEYS[i], 'e')
+  if not e then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  elseif e ~= '' and tonumber(e) <= now then
+    redis.call('DEL', KEYS[i])
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    n = n + 1
+  end
+end
+return n
+";
+
+struct Scripts {
+    first_use: Script,
+    put: Script,
+    take: Script,
+    revoke: Script,
+    unrevoke: Script,
+    audit_append: Script,
+    purge_marks: Script,
+    purge_revocations: Script,
+    purge_records: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            first_use: Script::new(FIRST_USE),
+            put: Script::new(PUT),
+            take: Script::new(TAKE),
+            revoke: Script::new(&format!("{FEED_APPEND}{REVOKE}")),
+            unrevoke: Script::new(&format!("{FEED_APPEND}{UNREVOKE}")),
+            audit_append: Script::new(AUDIT_APPEND),
+            purge_marks: Script::new(PURGE_MARKS),
+            purge_revocations: Script::new(PURGE_REVOCATIONS),
+            purge_records: Script::new(PURGE_RECORDS),
+        }
+    }
+}
+
+/// The key names under one prefix.
+#[derive(Debug, Clone)]
+struct Keys(String);
+
+impl Keys {
+    fn replay(&self, k: &ReplayKey) -> String {
+        let mut s = format!("{}replay:", self.0);
+        for b in k {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+    fn record(&self, kind: RecordKind, id: &str) -> String {
+        format!("{}record:{}:{id}", self.0, kind.prefix())
+    }
+    fn index(&self, kind: RecordKind) -> String {
+        format!("{}records:{}", self.0, kind.prefix())
+    }
+    fn revocation(&self, s: &RevocationSubject) -> String {
+        format!("{}revocation:{}", self.0, s.key())
+    }
+    fn feed(&self) -> String {
+        format!("{}revocation_feed", self.0)
+    }
+    fn feed_pos(&self) -> String {
+        format!("{}revocation_feed_pos", self.0)
+    }
+    fn audit(&self) -> String {
+        format!("{}audit", self.0)
+    }
+    /// A `SCAN MATCH` pattern for every key under the prefix (glob characters escaped).
+    fn scan_pattern(&self) -> String {
+        let mut p = String::with_capacity(self.0.len() + 1);
+        for ch in self.0.chars() {
+            if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+                p.push('\\');
+            }
+            p.push(ch);
+        }
+        p.push('*');
+        p
+    }
+}
+
+/// The Redis store.
+pub struct RedisStore {
+    client: Client,
+    config: ConnectionManagerConfig,
+    conn: tokio::sync::OnceCell<ConnectionManager>,
+    deadline: Duration,
+    keys: Keys,
+    scripts: Scripts,
+    clock: Arc<dyn Clock>,
+    /// This process's view of the audit chain head `(seq, hash)`; also serialises appends.
+    audit_head: tokio::sync::Mutex<Option<(u64, [u8; 32])>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("redis: {e}"))
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("redis: {what}"))
+}
+
+/// A relative TTL for a key whose logical expiry is `expires_at`, as seen at `now`.
+fn gc_ttl(expires_at: UnixTime, now: UnixTime) -> u64 {
+    expires_at
+        .saturating_sub(now)
+        .saturating_add(GC_GRACE_SECS)
+        .min(MAX_TTL_SECS)
+}
+
+/// `e` field → expiry (`""` = none).
+fn parse_expiry(e: &[u8]) -> Result<Option<UnixTime>, StoreError> {
+    if e.is_empty() {
+        return Ok(None);
+    }
+    std::str::from_utf8(e)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Some)
+        .ok_or_else(|| corrupt("record expiry"))
+}
+
+fn live_value(
+    e: Option<Vec<u8>>,
+    v: Option<Vec<u8>>,
+    now: UnixTime,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    match (e, v) {
+        (Some(e), Some(v)) => Ok(live(parse_expiry(&e)?, now).then_some(v)),
+        _ => Ok(None),
+    }
+}
+
+impl RedisStore {
+    /// A store for `settings`. Checks the URL; connects on first use, so a Redis that is
+    /// down now only makes calls (and readiness) fail until it answers.
+    pub fn open(settings: &RedisSettings, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        // The error text of a bad URL is the crate's; it does not repeat the URL.
+        let client = Client::open(settings.url.expose())
+            .map_err(|e| unavailable(format!("bad store.url: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(Some(settings.response_timeout))
+            // One connection attempt per failed call: a dead Redis costs a request at most a
+            // connect timeout, and the next request tries again.
+            .set_number_of_retries(0);
+        Ok(Self {
+            client,
+            config,
+            conn: tokio::sync::OnceCell::new(),
+            deadline: settings.connect_timeout + settings.response_timeout,
+            keys: Keys(settings.key_prefix.clone()),
+            scripts: Scripts::new(),
+            clock,
+            audit_head: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        self.conn
+            .get_or_try_init(|| async {
+                ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+            })
+            .await
+            .cloned()
+            .map_err(unavailable)
+    }
+
+    /// Bound a Redis call by the deadline.
+    async fn bounded<T>(
+        &self,
+        f: impl Future<Output = ::redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.deadline, f).await {
+            Ok(r) => r.map_err(unavailable),
+            Err(_) => Err(unavailable("no answer within the deadline")),
+        }
+    }
+
+    async fn run<T: FromRedisValue>(&self, inv: &ScriptInvocation<'_>) -> Result<T, StoreError> {
+        let mut c = self.conn().await?;
+        self.bounded(inv.invoke_async(&mut c)).await
+    }
+
+    async fn query<T: FromRedisValue>(&self, cmd: &::redis::Cmd) -> Result<T, StoreError> {
+        let mut c = self.conn().await?;
+        self.bounded(cmd.query_async(&mut c)).await
+    }
+
+    async fn purge_marks(&self, keys: &[String], now: UnixTime) -> Result<u64, StoreError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut inv = self.scripts.purge_marks.prepare_invoke();
+        inv.key(keys).arg(now);
+        self.run(&inv).await
+    }
+
+    async fn purge_revocations(&self, keys: &[String], now: UnixTime) -> Result<u64, StoreError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut inv = self.scripts.purge_revocations.prepare_invoke();
+        inv.key(keys).arg(now);
+        self.run(&inv).await
+    }
+
+    async fn purge_records(&self, kind: RecordKind, now: UnixTime) -> Result<u64, StoreError> {
+        let ids: Vec<String> = self
+            .query(
+                ::redis::cmd("ZRANGE")
+                    .arg(self.keys.index(kind))
+                    .arg(0)
+                    .arg(-1),
+            )
+            .await?;
+        let mut n = 0;
+        for chunk in ids.chunks(PURGE_BATCH) {
+            let mut inv = self.scripts.purge_records.prepare_invoke();
+            inv.key(self.keys.index(kind)).arg(now);
+            for id in chunk {
+                inv.key(self.keys.record(kind, id)).arg(id);
+            }
+            n += self.run::<u64>(&inv).await?;
+        }
+        Ok(n)
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn first_use(
+        &self,
+        key: ReplayKey,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<FirstUse, StoreError> {
+        let mut inv = self.scripts.first_use.prepare_invoke();
+        inv.key(self.keys.replay(&key))
+            .arg(expires_at)
+            .arg(now)
+            .arg(gc_ttl(expires_at, now).max(1));
+        match self.run::<i64>(&inv).await? {
+            1 => Ok(FirstUse::Yes),
+            _ => Ok(FirstUse::Replay),
+        }
+    }
+
+    async fn put(
+        &self,
+        kind: RecordKind,
+        id: &str,
+        value: Vec<u8>,
+        expires_at: Option<UnixTime>,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut inv = self.scripts.put.prepare_invoke();
+        inv.key(self.keys.record(kind, id))
+            .key(self.keys.index(kind))
+            .arg(id)
+            .arg(expires_at.map(|e| e.to_string()).unwrap_or_default())
+            .arg(value)
+            .arg(
+                expires_at
+                    .map(|e| gc_ttl(e, now).to_string())
+                    .unwrap_or_default(),
+            );
+        self.run::<i64>(&inv).await.map(drop)
+    }
+
+    async fn get(
+        &self,
+        kind: RecordKind,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let (e, v): (Option<Vec<u8>>, Option<Vec<u8>>) = self
+            .query(
+                ::redis::cmd("HMGET")
+                    .arg(self.keys.record(kind, id))
+                    .arg("e")
+                    .arg("v"),
+            )
+            .await?;
+        live_value(e, v, now)
+    }
+
+    async fn take(
+        &self,
+        kind: RecordKind,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut inv = self.scripts.take.prepare_invoke();
+        inv.key(self.keys.record(kind, id))
+            .key(self.keys.index(kind))
+            .arg(id);
+        let (e, v): (Option<Vec<u8>>, Option<Vec<u8>>) = self.run(&inv).await?;
+        live_value(e, v, now)
+    }
+
+    async fn list(
+        &self,
+        kind: RecordKind,
+        now: UnixTime,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let ids: Vec<String> = self
+            .query(
+                ::redis::cmd("ZRANGE")
+                    .arg(self.keys.index(kind))
+                    .arg(0)
+                    .arg(-1),
+            )
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = ::redis::pipe();
+        for id in &ids {
+            pipe.cmd("HMGET")
+                .arg(self.keys.record(kind, id))
+                .arg("e")
+                .arg("v");
+        }
+        let rows: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> = {
+            let mut c = self.conn().await?;
+            self.bounded(pipe.query_async(&mut c)).await?
+        };
+        let mut out = Vec::new();
+        for (id, (e, v)) in ids.into_iter().zip(rows) {
+            if let Some(v) = live_value(e, v, now)? {
+                out.push((id, v));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn revoke(&self, revocation: Revocation) -> Result<u64, StoreError> {
+        let json = serde_json::to_vec(&revocation).map_err(|e| corrupt(&e.to_string()))?;
+        let now = self.clock.now();
+        let mut inv = self.scripts.revoke.prepare_invoke();
+        inv.key(self.keys.revocation(&revocation.subject))
+            .key(self.keys.feed())
+            .key(self.keys.feed_pos())
+            .arg(json)
+            .arg(revocation.until.map(|u| u.to_string()).unwrap_or_default())
+            .arg(
+                revocation
+                    .until
+                    .map(|u| gc_ttl(u, now).to_string())
+                    .unwrap_or_default(),
+            );
+        self.run(&inv).await
+    }
+
+    async fn revocation(
+        &self,
+        subject: &RevocationSubject,
+        now: UnixTime,
+    ) -> Result<Option<Revocation>, StoreError> {
+        let json: Option<Vec<u8>> = self
+            .query(
+                ::redis::cmd("HGET")
+                    .arg(self.keys.revocation(subject))
+                    .arg("j"),
+            )
+            .await?;
+        let Some(json) = json else { return Ok(None) };
+        let rev: Revocation =
+            serde_json::from_slice(&json).map_err(|e| corrupt(&format!("revocation: {e}")))?;
+        Ok(live(rev.until, now).then_some(rev))
+    }
+
+    async fn unrevoke(&self, subject: &RevocationSubject) -> Result<bool, StoreError> {
+        let key = self.keys.revocation(subject);
+        // Compare-and-set: the lifted feed entry is built from the revocation read here,
+        // and written only if that revocation is still the one in force.
+        for _ in 0..CAS_ROUNDS {
+            let cur: Option<Vec<u8>> = self.query(::redis::cmd("HGET").arg(&key).arg("j")).await?;
+            let Some(cur) = cur else { return Ok(false) };
+            let mut rev: Revocation =
+                serde_json::from_slice(&cur).map_err(|e| corrupt(&format!("revocation: {e}")))?;
+            rev.until = Some(0);
+            let lifted = serde_json::to_vec(&rev).map_err(|e| corrupt(&e.to_string()))?;
+            let mut inv = self.scripts.unrevoke.prepare_invoke();
+            inv.key(&key)
+                .key(self.keys.feed())
+                .key(self.keys.feed_pos())
+                .arg(cur)
+                .arg(lifted);
+            match self.run::<i64>(&inv).await? {
+                0 => return Ok(false),
+                -1 => continue,
+                _ => return Ok(true),
+            }
+        }
+        Err(unavailable("revocation changing too fast to lift"))
+    }
+
+    async fn revocations_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Revocation)>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let members: Vec<Vec<u8>> = self
+            .query(
+                ::redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.keys.feed())
+                    .arg(format!("({after}"))
+                    .arg("+inf")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit),
+            )
+            .await?;
+        members
+            .iter()
+            .map(|m| {
+                let sep = m
+                    .iter()
+                    .position(|&b| b == b':')
+                    .ok_or_else(|| corrupt("feed entry"))?;
+                let (pos, json) = (&m[..sep], &m[sep + 1..]);
+                let pos: u64 = std::str::from_utf8(pos)
+                    .ok()
+                    .and_then(|p| p.parse().ok())
+                    .ok_or_else(|| corrupt("feed position"))?;
+                let rev = serde_json::from_slice(json)
+                    .map_err(|e| corrupt(&format!("feed entry: {e}")))?;
+                Ok((pos, rev))
+            })
+            .collect()
+    }
+
+    async fn append_audit(&self, body: Vec<u8>) -> Result<AuditEntry, StoreError> {
+        let mut head = self.audit_head.lock().await;
+        let (mut seq, mut prev) = head.unwrap_or((0, [0; 32]));
+        for _ in 0..CAS_ROUNDS {
+            let next = seq + 1;
+            let hash = AuditEntry::chain_hash(&prev, next, &body);
+            let mut raw = Vec::with_capacity(64 + body.len());
+            raw.extend_from_slice(&prev);
+            raw.extend_from_slice(&hash);
+            raw.extend_from_slice(&body);
+            let mut inv = self.scripts.audit_append.prepare_invoke();
+            inv.key(self.keys.audit()).arg(next).arg(&prev[..]).arg(raw);
+            let reply: Vec<Value> = self.run(&inv).await?;
+            match reply.as_slice() {
+                [Value::Int(1)] => {
+                    *head = Some((next, hash));
+                    return Ok(AuditEntry {
+                        seq: next,
+                        prev_hash: prev,
+                        hash,
+                        body,
+                    });
+                }
+                [Value::Int(0), Value::Int(n), Value::BulkString(h)] => {
+                    let n = u64::try_from(*n).map_err(|_| corrupt("audit length"))?;
+                    if n < seq {
+                        tracing::error!(
+                            held = n,
+                            seen = seq,
+                            "the audit chain in Redis is shorter than this process last saw: Redis lost data (persistence off, or restored from an older snapshot); the chain continues from what is there"
+                        );
+                    }
+                    seq = n;
+                    prev = h
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| corrupt("audit chain head"))?;
+                }
+                _ => return Err(corrupt("audit append reply")),
+            }
+        }
+        *head = None;
+        Err(unavailable("audit chain contended; gave up"))
+    }
+
+    async fn audit_since(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let start = i64::try_from(after).unwrap_or(i64::MAX);
+        let stop = start.saturating_add(i64::try_from(limit).unwrap_or(i64::MAX) - 1);
+        let raws: Vec<Vec<u8>> = self
+            .query(
+                ::redis::cmd("LRANGE")
+                    .arg(self.keys.audit())
+                    .arg(start)
+                    .arg(stop),
+            )
+            .await?;
+        raws.into_iter()
+            .zip(after + 1..)
+            .map(|(raw, seq)| {
+                let (Some(prev), Some(hash), Some(body)) =
+                    (raw.get(..32), raw.get(32..64), raw.get(64..))
+                else {
+                    return Err(corrupt(&format!("audit entry {seq} too short")));
+                };
+                Ok(AuditEntry {
+                    seq,
+                    prev_hash: prev.try_into().unwrap_or([0; 32]),
+                    hash: hash.try_into().unwrap_or([0; 32]),
+                    body: body.to_vec(),
+                })
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let pong: String = self.query(&::redis::cmd("PING")).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(unavailable("unexpected PING reply"))
+        }
+    }
+
+    async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
+        let replay = format!("{}replay:", self.keys.0);
+        let revocation = format!("{}revocation:", self.keys.0);
+        let mut n = 0;
+        let mut cursor = 0u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = self
+                .query(
+                    ::redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(self.keys.scan_pattern())
+                        .arg("COUNT")
+                        .arg(PURGE_BATCH),
+                )
+                .await?;
+            let (marks, revs): (Vec<String>, Vec<String>) = batch
+                .into_iter()
+                .filter(|k| k.starts_with(&replay) || k.starts_with(&revocation))
+                .partition(|k| k.starts_with(&replay));
+            n += self.purge_marks(&marks, now).await?;
+            n += self.purge_revocations(&revs, now).await?;
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        for kind in RecordKind::ALL {
+            n += self.purge_records(kind, now).await?;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_live_under_the_prefix_and_do_not_collide() {
+        let k = Keys("lanyard:".into());
+        assert_eq!(
+            k.replay(&[0xab; 32]),
+            format!("lanyard:replay:{}", "ab".repeat(32))
+        );
+        assert_eq!(
+            k.record(RecordKind::Approval, "a:b"),
+            "lanyard:record:approval:a:b"
+        );
+        assert_eq!(k.index(RecordKind::Nonce), "lanyard:records:nonce");
+        let sub = RevocationSubject::Token { jti: "t".into() };
+        assert_eq!(k.revocation(&sub), "lanyard:revocation:token\u{1f}t");
+        // Purge tells keys apart by prefix: no fixed key starts like a revocation.
+        for fixed in [k.feed(), k.feed_pos(), k.audit()] {
+            assert!(!fixed.starts_with("lanyard:revocation:"), "{fixed}");
+            assert!(!fixed.starts_with("lanyard:replay:"), "{fixed}");
+        }
+    }
+
+    #[test]
+    fn purge_walks_every_record_kind() {
+        // A new kind breaks this match: add it to `RecordKind::ALL` as well.
+        let n = |k: RecordKind| match k {
+            RecordKind::Approval => 0,
+            RecordKind::AccessRequest => 1,
+            RecordKind::RuntimeGrant => 2,
+            RecordKind::Nonce => 3,
+        };
+        let mut seen: Vec<_> = RecordKind::ALL.iter().map(|&k| n(k)).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn scan_pattern_escapes_glob_characters() {
+        assert_eq!(
+            Keys("a*b?[c]\\:".into()).scan_pattern(),
+            "a\\*b\\?\\[c\\]\\\\:*"
+        );
+        assert_eq!(Keys("lanyard:".into()).scan_pattern(), "lanyard:*");
+    }
+
+    #[test]
+    fn gc_ttl_outlives_the_logical_expiry_and_is_bounded() {
+        assert_eq!(gc_ttl(100, 40), 60 + GC_GRACE_SECS);
+        assert_eq!(gc_ttl(10, 40), GC_GRACE_SECS, "already expired: grace only");
+        assert_eq!(gc_ttl(u64::MAX, 0), MAX_TTL_SECS);
+    }
+
+    #[test]
+    fn expiry_field_round_trips_and_rejects_garbage() {
+        assert_eq!(parse_expiry(b"").ok(), Some(None));
+        assert_eq!(parse_expiry(b"1800000000").ok(), Some(Some(1_800_000_000)));
+        assert!(parse_expiry(b"soon").is_err());
+        assert_eq!(
+            live_value(Some(b"10".to_vec()), Some(b"x".to_vec()), 9).ok(),
+            Some(Some(b"x".to_vec()))
+        );
+        assert_eq!(
+            live_value(Some(b"10".to_vec()), Some(b"x".to_vec()), 10).ok(),
+            Some(None)
+        );
+        assert_eq!(live_value(None, None, 0).ok(), Some(None));
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_connecting() {
+        let s = RedisSettings {
+            url: crate::config::RedisUrl::new("http://nope"),
+            key_prefix: "x:".into(),
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+        };
+        assert!(RedisStore::open(&s, Arc::new(crate::clock::SystemClock)).is_err());
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_fails_fast_as_unavailable() {
+        // A port nothing listens on: bind, note it, release.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let s = RedisSettings {
+            url: crate::config::RedisUrl::new(format!("redis://127.0.0.1:{port}/")),
+            key_prefix: "x:".into(),
+            connect_timeout: Duration::from_millis(500),
+            response_timeout: Duration::from_millis(500),
+        };
+        let store = RedisStore::open(&s, Arc::new(crate::clock::SystemClock)).expect("open");
+        let started = tokio::time::Instant::now();
+        for _ in 0..3 {
+            assert!(matches!(
+                store.ping().await,
+                Err(StoreError::Unavailable(_))
+            ));
+            assert!(matches!(
+                store.first_use([1; 32], 100, 1).await,
+                Err(StoreError::Unavailable(_))
+            ));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "six calls against a closed port took {:?}",
+            started.elapsed()
+        );
+    }
+}
