@@ -189,3 +189,67 @@ fn redis_outage_fails_closed_and_service_resumes_without_restart() {
     let r = redeem(&http, &a, &held);
     assert_eq!(r.json()["error"], "invalid_grant", "and only once");
 }
+
+/// Issue 6: an agent disabled through A gets no token from B, and its live token is
+/// `active:false` at both (the kill switch lives in the shared store, not in one process).
+#[test]
+fn agent_disabled_through_one_replica_is_disabled_at_both() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let idp = TestIdp::start();
+    let site = shared_site(&idp, &redis);
+    let policy = std::fs::read_to_string(site.path("policy.toml")).unwrap();
+    site.write_policy(&format!(
+        "{policy}\n[control_plane]\nclient_ids = {{ corp = \"lanyard-console\" }}\nadmins = [\"group:lanyard-admins\"]\n"
+    ));
+    let http = blocking_client();
+    let a = site.start();
+    let b = site.start();
+    // A live token, and a second agent-authenticated caller to introspect with.
+    let jag = id_jag(&http, &idp, &b).json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = redeem(&http, &b, &jag);
+    assert_eq!(r.status(), 200, "{}", r.body);
+    let at = r.json()["access_token"].as_str().unwrap().to_owned();
+    let introspect = |server: &Lanyard| {
+        http.post(server.url("/as/introspect"))
+            .basic("bot-secret", SECRET)
+            .form(&[("token", at.as_str())])
+            .send()
+            .unwrap()
+    };
+    assert_eq!(introspect(&a).json()["active"], true);
+
+    let admin = idp.id_token_with(
+        "carol",
+        "lanyard-console",
+        serde_json::json!({"groups": ["lanyard-admins"]}),
+    );
+    let r = http
+        .post(a.url("/admin/v1/agents/bot-secret/disable"))
+        .header("authorization", &format!("Bearer {admin}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.body);
+
+    // B refuses the agent at once: 401 invalid_client on both legs.
+    let r = id_jag(&http, &idp, &b);
+    assert_eq!(r.status(), 401, "{}", r.body);
+    assert_eq!(r.json()["error"], "invalid_client");
+    // Its live token is dead at both replicas. The agent itself can no longer authenticate
+    // to introspect, so the agent is re-enabled first (older tokens stay dead).
+    let r = http
+        .post(b.url("/admin/v1/agents/bot-secret/enable"))
+        .header("authorization", &format!("Bearer {admin}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.body);
+    for server in [&a, &b] {
+        let r = introspect(server);
+        assert_eq!(r.status(), 200, "{}", r.body);
+        assert_eq!(r.json(), serde_json::json!({"active": false}));
+    }
+}
