@@ -128,6 +128,19 @@ pub struct RawConfig {
     /// The human-owned policy file.
     #[serde(default)]
     pub policy: RawPolicy,
+    /// Just-in-time approvals of sensitive actions.
+    #[serde(default)]
+    pub approvals: RawApprovals,
+}
+
+/// `[approvals]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApprovals {
+    /// How long a requested approval waits for a human's decision. Default `15m`.
+    pub pending_ttl: Option<String>,
+    /// How long a granted approval may be used (once). Default `5m`.
+    pub approved_ttl: Option<String>,
 }
 
 /// `[server]`
@@ -421,6 +434,10 @@ pub struct Settings {
     pub policy_file: PathBuf,
     /// How often the policy file is checked for changes.
     pub policy_reload_interval: Duration,
+    /// How long a requested approval waits for a decision.
+    pub approval_pending_ttl: Duration,
+    /// How long a granted approval stays usable (once).
+    pub approval_ttl: Duration,
 }
 
 impl Settings {
@@ -825,6 +842,21 @@ fn validate(
         Duration::from_secs(3600),
     );
 
+    let approval_pending_ttl = c.duration(
+        "approvals.pending_ttl",
+        raw.approvals.pending_ttl.as_deref(),
+        Duration::from_secs(15 * 60),
+        Duration::from_secs(1),
+        Duration::from_secs(24 * 3600),
+    );
+    let approval_ttl = c.duration(
+        "approvals.approved_ttl",
+        raw.approvals.approved_ttl.as_deref(),
+        Duration::from_secs(5 * 60),
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+    );
+
     if !c.errors.is_empty() {
         return Err(ConfigErrors(c.errors));
     }
@@ -846,6 +878,8 @@ fn validate(
         authorization_server: ras,
         policy_file,
         policy_reload_interval,
+        approval_pending_ttl,
+        approval_ttl,
     })
 }
 

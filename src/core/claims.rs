@@ -172,6 +172,9 @@ pub struct IdJagClaims<'a> {
     /// Proof-of-possession key binding.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cnf: Option<&'a Value>,
+    /// The just-in-time approval used (id, approver, actions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<&'a Value>,
 }
 
 /// An ID-JAG as the resource AS reads it (ID-JAG §3.1, §4.4.1).
@@ -211,6 +214,8 @@ pub struct IdJagIn {
     pub acr: Option<String>,
     /// Authentication methods.
     pub amr: Option<Vec<String>>,
+    /// A just-in-time approval (id, approver, actions).
+    pub approval: Option<Value>,
 }
 
 /// `resource`: one URI or several.
@@ -276,6 +281,9 @@ pub struct AccessTokenClaims<'a> {
     /// Authentication time of the human, from the ID-JAG.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<UnixTime>,
+    /// The just-in-time approval the ID-JAG carried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<&'a Value>,
 }
 
 /// An access token as a resource server reads it (RFC 9068 §2.2, checklist J106).

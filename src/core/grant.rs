@@ -40,6 +40,8 @@ pub struct Asked<'a> {
     pub scope: Option<Vec<&'a str>>,
     /// Actions from `authorization_details` for this resource; `None` = none sent.
     pub details: Option<Vec<&'a str>>,
+    /// Actions a valid just-in-time approval for this very request covers.
+    pub approved: Vec<&'a str>,
 }
 
 /// The outcome.
@@ -50,6 +52,11 @@ pub struct Decision {
     /// Requested and otherwise allowed actions held back because they need a human's
     /// just-in-time approval.
     pub needs_approval: Vec<String>,
+    /// Who may approve them (`group:…` / `user:…`), from the channel grants.
+    pub approvers: Vec<String>,
+    /// Whether the request named actions itself (scope or details), rather than taking
+    /// whatever the grant allows.
+    pub explicit: bool,
 }
 
 /// Decide what `agent`, acting for `human`, gets on `resource`.
@@ -64,6 +71,7 @@ pub fn decide(
     // The agent's side: its grants in the channel, or its direct grants.
     let mut agent_actions: Vec<&str> = Vec::new();
     let mut approval_actions: Vec<&str> = Vec::new();
+    let mut approvers: Vec<String> = Vec::new();
     match asked.channel {
         Some(id) => {
             let ch = policy
@@ -85,6 +93,14 @@ pub fn decide(
                         .filter(|a| g.needs_approval(a))
                         .map(String::as_str),
                 );
+                if let Some(ap) = &g.approval {
+                    for who in &ap.approvers {
+                        let who = who.to_string();
+                        if !approvers.contains(&who) {
+                            approvers.push(who);
+                        }
+                    }
+                }
             }
         }
         None => {
@@ -132,17 +148,30 @@ pub fn decide(
             Rejection::AuthorizationDetails("no requested action is allowed")
         });
     }
-    let (needs, ready): (Vec<&str>, Vec<&str>) =
-        granted.iter().partition(|a| approval_actions.contains(a));
-    if ready.is_empty() {
-        return Err(Rejection::Denied(
-            "every requested action needs a human's approval",
-        ));
-    }
+    // Actions needing approval are held back unless this request's approval covers them;
+    // the grant handler turns a held-back action the agent asked for into a pending approval.
+    let (needs, ready): (Vec<&str>, Vec<&str>) = granted
+        .iter()
+        .partition(|a| approval_actions.contains(a) && !asked.approved.contains(a));
     Ok(Decision {
         actions: ready.into_iter().map(str::to_owned).collect(),
         needs_approval: needs.into_iter().map(str::to_owned).collect(),
+        approvers,
+        explicit: wanted.is_some(),
     })
+}
+
+/// What the ID-JAG and the request ask of the resource AS.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RsAsked<'a> {
+    /// The ID-JAG's channel.
+    pub channel: Option<&'a str>,
+    /// The ID-JAG's actions on the resource; `None` = it names none.
+    pub from_id_jag: Option<&'a [&'a str]>,
+    /// The request's `scope` / details; `None` = it narrows nothing.
+    pub requested: Option<&'a [&'a str]>,
+    /// Actions the ID-JAG's just-in-time approval covers.
+    pub approved: &'a [&'a str],
 }
 
 /// What the resource AS grants on `resource` (ID-JAG §4.4, MCP EMA §7.2.1): the request ∩
@@ -154,11 +183,15 @@ pub fn decide_resource_server(
     policy: &Policy,
     agent: &Agent,
     resource: &Resource,
-    channel: Option<&str>,
-    from_id_jag: Option<&[&str]>,
-    requested: Option<&[&str]>,
+    ask: &RsAsked<'_>,
     now: UnixTime,
 ) -> Result<Decision, Rejection> {
+    let RsAsked {
+        channel,
+        from_id_jag,
+        requested,
+        approved,
+    } = *ask;
     let mut agent_actions: Vec<&str> = Vec::new();
     let mut approval_actions: Vec<&str> = Vec::new();
     match channel {
@@ -206,8 +239,10 @@ pub fn decide_resource_server(
             Rejection::Denied("nothing this server allows")
         });
     }
-    let (needs, ready): (Vec<&str>, Vec<&str>) =
-        granted.iter().partition(|a| approval_actions.contains(a));
+    // An action needing approval passes only with the ID-JAG's approval naming it.
+    let (needs, ready): (Vec<&str>, Vec<&str>) = granted
+        .iter()
+        .partition(|a| approval_actions.contains(a) && !approved.contains(a));
     if ready.is_empty() {
         return Err(Rejection::Denied(
             "every requested action needs a human's approval",
@@ -216,6 +251,8 @@ pub fn decide_resource_server(
     Ok(Decision {
         actions: ready.into_iter().map(str::to_owned).collect(),
         needs_approval: needs.into_iter().map(str::to_owned).collect(),
+        approvers: Vec::new(),
+        explicit: requested.is_some(),
     })
 }
 
@@ -302,6 +339,7 @@ actions = ["repo.read"]
             channel,
             scope: scope.map(|s| s.split(' ').collect()),
             details: None,
+            approved: Vec::new(),
         };
         decide(&p, &agent, h, &res, &asked, NOW).map(|d| d.actions)
     }
@@ -362,14 +400,26 @@ actions = ["repo.read"]
     }
 
     #[test]
-    fn approval_actions_are_held_back() {
+    fn approval_actions_are_held_back_unless_approved() {
         let alice = human(&["eng"], "alice@example.com");
-        assert_eq!(
-            run(&alice, Some("eng"), Some("pull_request.create")),
-            Err(Rejection::Denied(
-                "every requested action needs a human's approval"
-            ))
-        );
+        let p = policy();
+        let agent = p.agent("bot").expect("agent").clone();
+        let res = p.resource(GH).expect("resource").clone();
+        let mut asked = Asked {
+            channel: Some("eng"),
+            scope: Some(vec!["pull_request.create"]),
+            details: None,
+            approved: Vec::new(),
+        };
+        let d = decide(&p, &agent, &alice, &res, &asked, NOW).expect("decision");
+        assert!(d.actions.is_empty());
+        assert_eq!(d.needs_approval, vec!["pull_request.create".to_owned()]);
+        assert!(d.explicit);
+        assert!(!d.approvers.is_empty(), "the grant names its approvers");
+        asked.approved = vec!["pull_request.create"];
+        let d = decide(&p, &agent, &alice, &res, &asked, NOW).expect("decision");
+        assert_eq!(d.actions, vec!["pull_request.create".to_owned()]);
+        assert!(d.needs_approval.is_empty());
     }
 
     #[test]
@@ -394,7 +444,13 @@ actions = ["repo.read"]
         let agent = p.agent("bot").expect("agent").clone();
         let res = p.resource(GH).expect("resource").clone();
         let d = |ch, idjag: Option<&[&str]>, req: Option<&[&str]>| {
-            decide_resource_server(&p, &agent, &res, ch, idjag, req, NOW).map(|d| d.actions)
+            let ask = RsAsked {
+                channel: ch,
+                from_id_jag: idjag,
+                requested: req,
+                approved: &[],
+            };
+            decide_resource_server(&p, &agent, &res, &ask, NOW).map(|d| d.actions)
         };
         assert_eq!(
             d(Some("open"), Some(&["repo.read", "issue.comment"]), None),

@@ -335,16 +335,23 @@ pub async fn handle(
             reject,
         ));
     }
-    let decision = grant::decide_resource_server(
-        &active.policy,
-        client.agent,
-        resource,
-        g.claims.channel.as_deref(),
-        from_id_jag.as_deref(),
-        requested.as_deref(),
-        now,
-    )
-    .map_err(|r| trail.deny(&r, reject))?;
+    // Actions a just-in-time approval in the ID-JAG covers (lanyard extension claim).
+    let approved: Vec<&str> = g
+        .claims
+        .approval
+        .as_ref()
+        .and_then(|a| a.get("actions"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let ask = grant::RsAsked {
+        channel: g.claims.channel.as_deref(),
+        from_id_jag: from_id_jag.as_deref(),
+        requested: requested.as_deref(),
+        approved: &approved,
+    };
+    let decision = grant::decide_resource_server(&active.policy, client.agent, resource, &ask, now)
+        .map_err(|r| trail.deny(&r, reject))?;
     if let Some(r) = super::revoked_for_issuance(
         b,
         &client.agent.id,
@@ -416,6 +423,12 @@ pub async fn handle(
         channel: g.claims.channel.as_deref(),
         cnf: cnf.clone(),
         auth_time: g.claims.auth_time.map(|t| t.secs()),
+        approval: g.claims.approval.as_ref().filter(|_| {
+            decision
+                .actions
+                .iter()
+                .any(|a| approved.contains(&a.as_str()))
+        }),
     };
     let keys = me.keys.load();
     let key = keys

@@ -1,6 +1,7 @@
 //! One module per grant type, each with the same shape: `GRANT_TYPE`, `Params`,
 //! `handle(…)`, `reject(Rejection) -> OAuthError`. Dispatch is a closed enum.
 
+pub mod approval;
 pub mod client_auth;
 pub mod dpop;
 pub mod introspection;
@@ -164,6 +165,24 @@ impl<'a> Trail<'a> {
             });
         }
         map(r)
+    }
+
+    /// Record a decision that issues nothing but must be on record (an approval asked for).
+    /// A failed write is logged; the caller's response does not depend on it.
+    pub(crate) async fn record_decision(
+        &self,
+        decision: &'static str,
+        actions: &[String],
+        reason: &str,
+    ) {
+        if let Err(e) = audit::write(
+            self.b.store.as_ref(),
+            &self.record(decision, actions, reason, None),
+        )
+        .await
+        {
+            tracing::warn!(error = %e, decision, "audit write failed");
+        }
     }
 
     /// Record an issuance durably before the token leaves (fail closed).

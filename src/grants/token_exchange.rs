@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use super::approval;
 use super::client_auth::Client;
 use crate::app::{ActivePolicy, Broker, IssuerRuntime};
 use crate::clock::UnixTime;
@@ -36,6 +37,7 @@ pub struct Params<'f> {
     scope: Option<Vec<&'f str>>,
     details: Option<Vec<ActionDetail>>,
     channel: Option<&'f str>,
+    approval_id: Option<&'f str>,
 }
 
 impl<'f> Params<'f> {
@@ -103,6 +105,7 @@ impl<'f> Params<'f> {
             scope,
             details,
             channel: one("channel"),
+            approval_id: one("approval_id").filter(|a| !a.is_empty()),
         })
     }
 }
@@ -406,10 +409,48 @@ pub async fn handle(
             .flat_map(|d| d.actions.iter().map(String::as_str))
             .collect()
     });
+    // A just-in-time approval named by the request: it must be this request's, decided,
+    // approved and unexpired; otherwise the exchange is refused and nothing is consumed.
+    let approval = match params.approval_id {
+        None => None,
+        Some(id) => {
+            let r = approval::load(b, id, now).await?;
+            match r {
+                Some(r)
+                    if r.binds(
+                        &client.agent.id,
+                        &subject.human.sub,
+                        params.channel,
+                        &resource.uri,
+                    ) =>
+                {
+                    match r.status {
+                        approval::Status::Approved => Some(r),
+                        approval::Status::Pending => return Err(approval::required(b, &r, now)),
+                        approval::Status::Denied => {
+                            return Err(
+                                trail.deny(&Rejection::Denied("the approval was denied"), reject)
+                            );
+                        }
+                    }
+                }
+                _ => {
+                    return Err(trail.deny(
+                        &Rejection::Request("unknown, expired or used approval_id"),
+                        reject,
+                    ));
+                }
+            }
+        }
+    };
     let asked = Asked {
         channel: params.channel,
         scope: params.scope.clone(),
         details: detail_actions,
+        approved: approval
+            .as_ref()
+            .map(|a| a.actions.iter().map(String::as_str).collect())
+            .unwrap_or_default(),
     };
     let decision = grant::decide(
         &active.policy,
@@ -425,6 +466,45 @@ pub async fn handle(
     {
         return Err(trail.deny(&r, reject));
     }
+    // Actions the agent asked for that need a human's approval (or, asking for nothing in
+    // particular, all it could get): record a pending approval and say where it is.
+    if !decision.needs_approval.is_empty() && (decision.explicit || decision.actions.is_empty()) {
+        let e = approval::request(
+            b,
+            approval::Ask {
+                agent: &client.agent.id,
+                human: &subject.human,
+                channel: params.channel,
+                resource: &resource.uri,
+                actions: decision.needs_approval.clone(),
+                approvers: decision.approvers.clone(),
+            },
+            now,
+        )
+        .await?;
+        trail
+            .record_decision(
+                "approval_requested",
+                &decision.needs_approval,
+                "action needs a human's approval",
+            )
+            .await;
+        return Err(e);
+    }
+    // Single use: the approval is consumed before anything is signed.
+    let approval = match approval {
+        Some(a) => match approval::consume(b, &a.id, now).await? {
+            Some(taken) if taken.status == approval::Status::Approved => Some(taken),
+            _ => {
+                return Err(trail.deny(
+                    &Rejection::Request("unknown, expired or used approval_id"),
+                    reject,
+                ));
+            }
+        },
+        None => None,
+    };
+    let approval_claim = approval.as_ref().map(approval::ApprovalRecord::claim);
 
     let ttl = iss
         .settings
@@ -472,6 +552,7 @@ pub async fn handle(
         email: str_claim("email"),
         email_verified: c.other.get("email_verified").and_then(Value::as_bool),
         cnf: cnf.as_ref(),
+        approval: approval_claim.as_ref(),
     };
     let keys = iss.keys.load();
     let key = keys.active(now).ok_or_else(|| {
@@ -479,10 +560,10 @@ pub async fn handle(
         OAuthError::unavailable("signing key unavailable", 5)
     })?;
     let token = sign_jwt(key, Typ::IdJag, &claims).map_err(|e| super::server_error(&e))?;
-    let reason = if decision.needs_approval.is_empty() {
-        "granted"
-    } else {
-        "granted; actions needing approval held back"
+    let reason = match (&approval, decision.needs_approval.is_empty()) {
+        (Some(_), _) => "granted with a just-in-time approval",
+        (None, true) => "granted",
+        (None, false) => "granted; actions needing approval held back",
     };
     trail.issued(&decision.actions, &jti, reason).await?;
     let mut body = json!({

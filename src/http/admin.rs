@@ -38,6 +38,7 @@ use crate::app::Broker;
 use crate::audit;
 use crate::config::Role;
 use crate::crypto::verify;
+use crate::grants::approval::{self, ApprovalRecord};
 use crate::grants::{token_exchange, token_status};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::policy::HumanMatch;
@@ -54,6 +55,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/v1/agents/{id}/channel-grants/restore"),
     ("POST", "/admin/v1/tokens/revoke"),
     ("GET", "/admin/v1/revocations"),
+    ("GET", "/admin/v1/approvals"),
+    ("GET", "/admin/v1/approvals/{id}"),
+    ("POST", "/admin/v1/approvals/{id}/approve"),
+    ("POST", "/admin/v1/approvals/{id}/deny"),
 ];
 
 /// A control-plane role.
@@ -74,6 +79,8 @@ pub struct Operator {
     pub sub: String,
     /// Their roles.
     pub roles: Vec<AdminRole>,
+    /// Their names and groups, for per-approval approver lists.
+    pub human: crate::core::grant::Human,
 }
 
 impl Operator {
@@ -101,6 +108,10 @@ pub fn router(broker: Arc<Broker>) -> Router<Arc<Broker>> {
             (_, "/admin/v1/agents/{id}/channel-grants/withdraw") => post(withdraw),
             (_, "/admin/v1/agents/{id}/channel-grants/restore") => post(restore),
             (_, "/admin/v1/tokens/revoke") => post(revoke_token),
+            (_, "/admin/v1/approvals") => get(list_approvals),
+            (_, "/admin/v1/approvals/{id}") => get(show_approval),
+            (_, "/admin/v1/approvals/{id}/approve") => post(approve),
+            (_, "/admin/v1/approvals/{id}/deny") => post(deny),
             _ => get(revocations),
         };
         r = r.route(path, m);
@@ -193,8 +204,9 @@ async fn human(b: &Broker, headers: &HeaderMap) -> Result<Operator, Response> {
         .into_response());
     }
     Ok(Operator {
-        sub: subject.human.sub,
+        sub: subject.human.sub.clone(),
         roles,
+        human: subject.human,
     })
 }
 
@@ -535,4 +547,155 @@ async fn revocations(
         .map(|r| json!({ "subject": r.subject, "revoked_at": r.revoked_at, "until": r.until, "by": r.by, "reason": r.reason }))
         .collect();
     Ok(ok(json!({ "revocations": list })))
+}
+
+fn approval_json(r: &ApprovalRecord, now: u64) -> Value {
+    json!({
+        "id": r.id, "status": r.status, "agent": r.agent, "human": r.human,
+        "channel": r.channel, "resource": r.resource, "actions": r.actions,
+        "approvers": r.approvers, "created_at": r.created_at,
+        "expires_in": r.expires_at.saturating_sub(now),
+        "decided_by": r.decided_by, "decided_at": r.decided_at,
+    })
+}
+
+fn can_see_approvals(op: &Operator) -> Result<(), OAuthError> {
+    if op.require(AdminRole::Approver).is_ok() || op.require(AdminRole::Admin).is_ok() {
+        Ok(())
+    } else {
+        op.require(AdminRole::Auditor)
+    }
+}
+
+async fn list_approvals(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+) -> Result<Response, OAuthError> {
+    can_see_approvals(&op)?;
+    let now = b.clock.now();
+    let records = b
+        .store
+        .list(crate::store::RecordKind::Approval, now)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let list: Vec<Value> = records
+        .iter()
+        .filter_map(|(_, bytes)| serde_json::from_slice::<ApprovalRecord>(bytes).ok())
+        .map(|r| approval_json(&r, now))
+        .collect();
+    Ok(ok(json!({ "approvals": list })))
+}
+
+async fn show_approval(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    Path(id): Path<String>,
+) -> Result<Response, OAuthError> {
+    can_see_approvals(&op)?;
+    let now = b.clock.now();
+    let r = approval::load(&b, &id, now)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request("no such approval").with_status(404))?;
+    Ok(ok(approval_json(&r, now)))
+}
+
+async fn approve(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    decide_approval(b, op, id, body, true).await
+}
+
+async fn deny(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    decide_approval(b, op, id, body, false).await
+}
+
+/// A named approver decides. Never the human the agent acts for (four eyes), never an agent
+/// (no agent credential reaches this code).
+async fn decide_approval(
+    b: Arc<Broker>,
+    op: Operator,
+    id: String,
+    body: axum::body::Bytes,
+    approve: bool,
+) -> Result<Response, OAuthError> {
+    op.require(AdminRole::Approver)?;
+    let c = parse_change(&body)?;
+    let now = b.clock.now();
+    let mut r = approval::load(&b, &id, now)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request("no such approval").with_status(404))?;
+    if r.status != approval::Status::Pending {
+        return Err(
+            OAuthError::invalid_request("this approval was already decided").with_status(409),
+        );
+    }
+    if op.sub == r.human || op.human.names.iter().any(|n| r.human_names.contains(n)) {
+        return Err(OAuthError::new(
+            ErrorCode::InsufficientScope,
+            "the human an agent acts for cannot approve its request",
+        ));
+    }
+    let named = r.approvers.iter().any(|who| {
+        let m = match who.split_once(':') {
+            Some(("group", g)) => HumanMatch::Group(g.to_owned()),
+            Some(("user", u)) => HumanMatch::User(u.to_owned()),
+            _ => return false,
+        };
+        op.human.matches(&m)
+    });
+    if !named {
+        return Err(OAuthError::new(
+            ErrorCode::InsufficientScope,
+            "this human is not an approver of this action",
+        ));
+    }
+    r.status = if approve {
+        approval::Status::Approved
+    } else {
+        approval::Status::Denied
+    };
+    r.decided_by = Some(op.sub.clone());
+    r.decided_at = Some(now);
+    if approve {
+        r.expires_at = now + b.settings.approval_ttl.as_secs();
+    }
+    approval::save(&b, &r).await?;
+    let event = if approve {
+        "approval_granted"
+    } else {
+        "approval_denied"
+    };
+    let reason = format!(
+        "{event} by {}{}",
+        op.sub,
+        c.reason.map(|x| format!(": {x}")).unwrap_or_default()
+    );
+    audit::write(
+        b.store.as_ref(),
+        &audit::Record {
+            at: now,
+            event: "approval",
+            decision: event,
+            human: Some(&r.human),
+            agent: Some(&r.agent),
+            channel: r.channel.as_deref(),
+            resource: Some(&r.resource),
+            actions: &r.actions,
+            reason: &reason,
+            token_id: None,
+            issuer: "admin",
+        },
+    )
+    .await
+    .map_err(|e| unavailable(&e))?;
+    tracing::info!(approval = %r.id, by = %op.sub, event, "approval decided");
+    Ok(ok(approval_json(&r, now)))
 }

@@ -43,6 +43,9 @@ pub enum ErrorCode {
     InvalidToken,
     /// RFC 6750 §3.1, at resource servers
     InsufficientScope,
+    /// lanyard extension: an action needs a human's just-in-time approval; the body names
+    /// the pending approval (`approval_id`, `approval_uri`).
+    ApprovalRequired,
 }
 
 impl ErrorCode {
@@ -66,6 +69,7 @@ impl ErrorCode {
             Self::ServerError => "server_error",
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
+            Self::ApprovalRequired => "approval_required",
         }
     }
 }

@@ -22,8 +22,14 @@ impl Flow {
 
     /// With the policy `policy(upstream issuer)`, plus the trust in the IdP role.
     pub fn start_with(policy: impl Fn(&str) -> String) -> Self {
+        Self::start_configured(policy, "")
+    }
+
+    /// As [`Self::start_with`], with extra configuration text appended to `lanyard.toml`.
+    pub fn start_configured(policy: impl Fn(&str) -> String, config_extra: &str) -> Self {
         let idp = TestIdp::start();
         let site = Site::new(&idp.issuer);
+        site.write_config(config_extra);
         site.write_policy(&policy(&idp.issuer));
         let server = site.start();
         let http = blocking_client();
