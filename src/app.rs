@@ -133,8 +133,8 @@ pub fn capabilities() -> Capabilities {
     Capabilities {
         authorization_details: true,
         dpop_algs: crate::crypto::dpop::DPOP_ALGS.to_vec(),
-        introspection: false,
-        revocation: false,
+        introspection: true,
+        revocation: true,
     }
 }
 

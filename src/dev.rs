@@ -68,6 +68,8 @@ pub struct DevAgent {
 pub struct DevState {
     /// The dev IdP's issuer.
     pub idp_issuer: String,
+    /// The server's origin (`http://127.0.0.1:PORT`).
+    pub origin: String,
     idp_key: SigningKey,
     /// Demo humans.
     pub humans: Vec<DevHuman>,
@@ -291,7 +293,13 @@ pub async fn serve(listen: Option<String>) -> Result<(), String> {
         .map_err(|e| format!("cannot bind {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let (broker, banner) = build(bound, Arc::new(SystemClock))?;
-    println!("{banner}");
+    // Not println!: a reader that closes stdout once it has the banner (the walkthrough
+    // test does) must not make the server panic on EPIPE.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{banner}").and_then(|()| out.flush());
+    }
     crate::app::run(Arc::new(broker), listener).await
 }
 
@@ -433,16 +441,10 @@ pub fn build(addr: SocketAddr, clock: Arc<dyn Clock>) -> Result<(Broker, String)
             dpop_bound_access_tokens: true,
         },
     ];
-    let banner = walkthrough(
-        &origin,
-        &idp_role,
-        &as_role,
-        &dev_idp,
-        &triage_secret,
-        dir.path(),
-    );
+    let banner = walkthrough(&origin, &idp_role, &as_role, &dev_idp, dir.path());
     let state = DevState {
         idp_issuer: dev_idp,
+        origin: origin.clone(),
         idp_key,
         humans: HUMANS.to_vec(),
         agents,
@@ -460,14 +462,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn walkthrough(
-    origin: &str,
-    idp: &str,
-    ras: &str,
-    dev_idp: &str,
-    secret: &str,
-    dir: &std::path::Path,
-) -> String {
+fn walkthrough(origin: &str, idp: &str, ras: &str, dev_idp: &str, dir: &std::path::Path) -> String {
+    let commands = walkthrough_commands(origin, idp, ras, dev_idp);
     format!(
         r#"
 ================================================================================
@@ -477,40 +473,90 @@ fn walkthrough(
  IdP role (issues ID-JAGs)          {idp}
  resource AS role (access tokens)   {ras}
  dev IdP (mints demo ID tokens)     {dev_idp}   <- INSECURE, dev only
+ demo resource server (GitHub MCP)  {origin}{DEV_RS_PATH}
  demo credentials                   {origin}/dev/bootstrap
 
- Walkthrough (copy-paste):
+ Walkthrough (copy-paste; needs only curl and sed):
 
- # 1. Metadata and keys of both issuers (RFC 8414 path-inserted well-known URLs)
- curl -s {origin}/.well-known/oauth-authorization-server/idp
- curl -s {origin}/.well-known/oauth-authorization-server/as
- curl -s {idp}/jwks.json
-
- # 2. Alice signs in at the dev IdP; her ID token is issued to triage-bot's SSO client
- ID_TOKEN=$(curl -s -d user=alice -d client_id=triage-bot-sso {dev_idp}/mint | jq -r .id_token)
-
- # 3. triage-bot exchanges it for an ID-JAG for the GitHub MCP server, in #eng-api
- ID_JAG=$(curl -s -u triage-bot:{secret} {idp}/token \
-   -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \
-   -d requested_token_type=urn:ietf:params:oauth:token-type:id-jag \
-   -d subject_token_type=urn:ietf:params:oauth:token-type:id_token \
-   -d subject_token=$ID_TOKEN -d audience={ras} \
-   -d resource={GITHUB} -d scope="repo.read issue.comment" \
-   -d channel=slack:T01/C-eng-api | jq -r .access_token)
-
- # 4. triage-bot redeems the ID-JAG at the resource AS for an access token
- curl -s -u triage-bot:{secret} {ras}/token \
-   -d grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer -d assertion=$ID_JAG
-================================================================================
+{commands}================================================================================
 "#,
         dir = dir.display()
     )
 }
 
+/// The walkthrough's shell commands (README.md shows them for `127.0.0.1:8080`; a unit test
+/// keeps the two identical).
+pub fn walkthrough_commands(origin: &str, idp: &str, ras: &str, dev_idp: &str) -> String {
+    format!(
+        r#"# 0. A JSON string-field reader, so that nothing beyond curl and sed is needed
+field() {{ sed -E 's/.*"'"$1"'":"([^"]*)".*/\1/'; }}
+SECRET=$(curl -s {origin}/dev/bootstrap | field triage_bot_secret)
+
+# 1. Metadata and keys of both issuers (RFC 8414 path-inserted well-known URLs)
+curl -s {origin}/.well-known/oauth-authorization-server/idp
+curl -s {origin}/.well-known/oauth-authorization-server/as
+curl -s {idp}/jwks.json
+
+# 2. Alice signs in at the dev IdP; her ID token is issued to triage-bot's SSO client
+ID_TOKEN=$(curl -s -d user=alice -d client_id=triage-bot-sso {dev_idp}/mint | field id_token)
+
+# 3. triage-bot exchanges it for an ID-JAG for the GitHub MCP server, in #eng-api
+ID_JAG=$(curl -s -u triage-bot:$SECRET {idp}/token \
+  -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \
+  -d requested_token_type=urn:ietf:params:oauth:token-type:id-jag \
+  -d subject_token_type=urn:ietf:params:oauth:token-type:id_token \
+  -d subject_token=$ID_TOKEN -d audience={ras} \
+  -d resource={GITHUB} -d scope="repo.read issue.comment" \
+  -d channel=slack:T01/C-eng-api | field access_token)
+
+# 4. triage-bot redeems the ID-JAG at the resource AS for an access token to read only
+ACCESS_TOKEN=$(curl -s -u triage-bot:$SECRET {ras}/token \
+  -d grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer \
+  -d assertion=$ID_JAG -d scope=repo.read | field access_token)
+
+# 5. It calls the demo GitHub MCP server: reading is allowed, commenting is 403
+curl -s -H "Authorization: Bearer $ACCESS_TOKEN" {origin}{DEV_RS_PATH}/repos/acme/api
+curl -s -i -X POST -H "Authorization: Bearer $ACCESS_TOKEN" \
+  {origin}{DEV_RS_PATH}/repos/acme/api/issues/1/comments
+"#
+    )
+}
+
 /// Routes of the dev IdP and the bootstrap document.
-pub fn routes() -> Router<Arc<Broker>> {
-    Router::new()
-        .route("/dev/bootstrap", get(bootstrap))
+/// Where the demo resource server is mounted in dev mode.
+pub const DEV_RS_PATH: &str = "/dev-rs/github";
+
+/// Dev-mode routes: bootstrap, the dev IdP, and the demo resource server for [`GITHUB`]
+/// (verifying the AS role's tokens through RFC 8414 discovery over loopback, like any
+/// resource server would).
+pub fn routes(b: &Broker) -> Router<Arc<Broker>> {
+    let mut r = Router::new();
+    if let (Some(d), Some(ras)) = (&b.dev, b.issuer(Role::AuthorizationServer)) {
+        let mut cfg = crate::verifier::VerifierConfig::new(ras.settings.issuer.clone(), GITHUB);
+        cfg.algorithms = vec![b.settings.keys.algorithm.as_str()];
+        match crate::verifier::Verifier::new(cfg, Arc::new(SystemClock)) {
+            Ok(verifier) => {
+                let guard = Arc::new(crate::http::require::Guard {
+                    verifier,
+                    public_origin: d.origin.clone(),
+                    resource_metadata: format!(
+                        "{}{DEV_RS_PATH}{}",
+                        d.origin,
+                        crate::http::demo_rs::METADATA_PATH
+                    ),
+                });
+                r = r.nest_service(
+                    DEV_RS_PATH,
+                    crate::http::demo_rs::router(
+                        guard,
+                        "Demo GitHub MCP server (lanyard dev mode)",
+                    ),
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "demo resource server not mounted"),
+        }
+    }
+    r.route("/dev/bootstrap", get(bootstrap))
         .route(
             &format!("{DEV_IDP_PATH}/.well-known/openid-configuration"),
             get(discovery),
@@ -560,6 +606,16 @@ async fn bootstrap(State(b): State<Arc<Broker>>) -> Result<Response, OAuthError>
             "agent": "triage-bot",
             "scope": "secret.read",
         },
+        // The walkthrough reads this one with sed (no jq needed).
+        "triage_bot_secret": d.agents.iter().find(|a| a.client_id == "triage-bot").and_then(|a| a.secret.clone()),
+        "demo_resource_servers": [{
+            "resource": GITHUB,
+            "base_url": format!("{}{DEV_RS_PATH}", d.origin),
+            "resource_metadata": format!("{}{DEV_RS_PATH}{}", d.origin, crate::http::demo_rs::METADATA_PATH),
+            "routes": crate::http::demo_rs::ROUTES.iter().map(|(m, p, a)| json!({
+                "method": m, "path": p, "action": a,
+            })).collect::<Vec<_>>(),
+        }],
     });
     Ok(crate::http::response::no_store_json(
         axum::http::StatusCode::OK,
@@ -642,4 +698,26 @@ async fn mint(State(b): State<Arc<Broker>>, req: Request) -> Result<Response, OA
         axum::http::StatusCode::OK,
         body.to_string().into_bytes(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// README.md's walkthrough is the one `serve --dev` prints for its default address.
+    #[test]
+    fn readme_walkthrough_matches_the_printed_one() {
+        let o = "http://127.0.0.1:8080";
+        let cmds = walkthrough_commands(
+            o,
+            &format!("{o}/idp"),
+            &format!("{o}/as"),
+            &format!("{o}{DEV_IDP_PATH}"),
+        );
+        let readme = include_str!("../README.md");
+        assert!(
+            readme.contains(&cmds),
+            "README.md's walkthrough block must be exactly:\n{cmds}"
+        );
+    }
 }

@@ -25,6 +25,9 @@
 //! - [`http`]: the only axum user: router, the strict form extractor, protocol endpoints,
 //!   well-known metadata and JWKS, health, metrics, request ids.
 //! - [`telemetry`]: tracing setup (JSON or pretty).
+//! - [`verifier`]: for resource servers: verify lanyard access tokens (RFC 9068 §4) and
+//!   DPoP proofs (RFC 9449 §7) against lanyard's JWKS; `http::require` is its tower layer
+//!   and `http::demo_rs` a demo resource server built with it.
 
 pub mod app;
 pub mod audit;
@@ -41,3 +44,4 @@ pub mod oauth;
 pub mod policy;
 pub mod store;
 pub mod telemetry;
+pub mod verifier;

@@ -277,3 +277,36 @@ pub struct AccessTokenClaims<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<UnixTime>,
 }
+
+/// An access token as a resource server reads it (RFC 9068 §2.2, checklist J106).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AccessTokenIn {
+    /// Issuer.
+    pub iss: Option<String>,
+    /// The human.
+    pub sub: Option<String>,
+    /// The resource.
+    pub aud: Option<Audience>,
+    /// The agent.
+    pub client_id: Option<String>,
+    /// Expiry.
+    pub exp: Option<NumericDate>,
+    /// Issued at.
+    pub iat: Option<NumericDate>,
+    /// Not before.
+    pub nbf: Option<NumericDate>,
+    /// Unique id.
+    pub jti: Option<String>,
+    /// Granted actions, space-separated.
+    pub scope: Option<String>,
+    /// Granted actions as RFC 9396 details.
+    pub authorization_details: Option<Vec<ActionDetail>>,
+    /// The agent, with prior actors nested.
+    pub act: Option<Actor>,
+    /// The channel.
+    pub channel: Option<String>,
+    /// Key binding.
+    pub cnf: Option<Confirmation>,
+    /// A just-in-time approval, when one was used.
+    pub approval: Option<Value>,
+}

@@ -3,6 +3,7 @@
 //! It takes verified claims, a policy snapshot and `now`, and returns a decision or a typed
 //! [`Rejection`]. Each grant maps rejections to wire errors in its own exhaustive `match`.
 
+pub mod access;
 pub mod claims;
 pub mod grant;
 pub mod rejection;

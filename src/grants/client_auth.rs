@@ -120,7 +120,9 @@ pub async fn authenticate<'p>(
             tracing::error!(error = %e, "store unavailable during client authentication");
             OAuthError::unavailable("try again later", 1)
         })?;
-    if revoked.is_some() {
+    // A disabled agent's revocation has no end; one re-enabled by a human keeps an end
+    // date only so that tokens issued before it stay dead.
+    if revoked.is_some_and(|r| r.until.is_none()) {
         return Err(challenge(failed("agent revoked")));
     }
     Ok(Client { agent, method })

@@ -345,6 +345,17 @@ pub async fn handle(
         now,
     )
     .map_err(|r| trail.deny(&r, reject))?;
+    if let Some(r) = super::revoked_for_issuance(
+        b,
+        &client.agent.id,
+        g.claims.channel.as_deref(),
+        Some(&g.jti),
+        now,
+    )
+    .await?
+    {
+        return Err(trail.deny(&r, reject));
+    }
 
     // Single use (checklist D2), recorded only once everything else has passed.
     if !g.reuse_allowed {

@@ -3,8 +3,11 @@
 
 pub mod client_auth;
 pub mod dpop;
+pub mod introspection;
 pub mod jwt_bearer;
+pub mod revocation;
 pub mod token_exchange;
+pub mod token_status;
 
 use std::sync::Arc;
 
@@ -38,6 +41,53 @@ pub async fn dispatch(
             jwt_bearer::handle(b, iss, &active, client, proof, &form, headers, now).await
         }
     }
+}
+
+/// Revocations that stop issuance (DESIGN "clean revocation"): the agent's grant in this
+/// channel withdrawn by a human, or (jwt-bearer) the presented ID-JAG revoked. A withdrawn
+/// grant has no end (`until: None`); a restored one only keeps older tokens dead.
+pub(crate) async fn revoked_for_issuance(
+    b: &Broker,
+    agent: &str,
+    channel: Option<&str>,
+    id_jag_jti: Option<&str>,
+    now: UnixTime,
+) -> Result<Option<Rejection>, OAuthError> {
+    let unavailable = |e: crate::store::StoreError| {
+        tracing::error!(error = %e, "store unavailable for the revocation check");
+        OAuthError::unavailable("try again later", 1)
+    };
+    if let Some(channel) = channel {
+        let subject = crate::store::RevocationSubject::ChannelGrant {
+            client_id: agent.to_owned(),
+            channel: channel.to_owned(),
+        };
+        if let Some(r) = b
+            .store
+            .revocation(&subject, now)
+            .await
+            .map_err(unavailable)?
+            && r.until.is_none()
+        {
+            return Ok(Some(Rejection::Denied(
+                "the agent's grant in this channel was withdrawn",
+            )));
+        }
+    }
+    if let Some(jti) = id_jag_jti {
+        let subject = crate::store::RevocationSubject::Token {
+            jti: jti.to_owned(),
+        };
+        if b.store
+            .revocation(&subject, now)
+            .await
+            .map_err(unavailable)?
+            .is_some()
+        {
+            return Ok(Some(Rejection::Denied("the ID-JAG was revoked")));
+        }
+    }
+    Ok(None)
 }
 
 fn server_error(e: &dyn std::fmt::Display) -> OAuthError {

@@ -402,6 +402,11 @@ pub async fn handle(
         now,
     )
     .map_err(|r| trail.deny(&r, reject))?;
+    if let Some(r) =
+        super::revoked_for_issuance(b, &client.agent.id, params.channel, None, now).await?
+    {
+        return Err(trail.deny(&r, reject));
+    }
 
     let ttl = iss
         .settings

@@ -1,8 +1,10 @@
 //! The only axum user: the router, the strict form extractor, protocol endpoints, metadata
 //! and JWKS, health, metrics, request ids.
 
+pub mod demo_rs;
 pub mod extract;
 pub mod metrics;
+pub mod require;
 pub mod response;
 pub mod token;
 pub mod well_known;
@@ -29,7 +31,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
         r = issuer_routes(r, &iss.settings);
     }
     if broker.dev.is_some() {
-        r = r.merge(crate::dev::routes());
+        r = r.merge(crate::dev::routes(&broker));
     }
     r.fallback(ops::not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -56,7 +58,19 @@ fn issuer_routes(r: Router<Arc<Broker>>, iss: &IssuerSettings) -> Router<Arc<Bro
             get(move |s| well_known::jwks(s, role)),
         )
         .route(&wk, get(move |s| well_known::metadata(s, role)))
-        .route(&format!("{p}/authorize"), any(well_known::authorize));
+        .route(&format!("{p}/authorize"), any(well_known::authorize))
+        .route(
+            &format!("{p}/introspect"),
+            post(move |s, req| token::introspect(s, role, req)).fallback(method_not_allowed),
+        )
+        .route(
+            &format!("{p}/revoke"),
+            post(move |s, req| token::revoke(s, role, req)).fallback(method_not_allowed),
+        )
+        .route(
+            &format!("{p}/revocations"),
+            get(move |s, q| token::revocation_feed(s, role, q)),
+        );
     // Some clients append the well-known suffix to the issuer instead of inserting it
     // (OIDC style); serve the same document there too. For a root issuer they coincide.
     if p.is_empty() {
@@ -69,10 +83,9 @@ fn issuer_routes(r: Router<Arc<Broker>>, iss: &IssuerSettings) -> Router<Arc<Bro
     }
 }
 
-/// RFC 6749 §3.2: the token endpoint takes POST only.
+/// RFC 6749 §3.2 (and RFC 7662 §2.1, RFC 7009 §2.1): these endpoints take POST only.
 async fn method_not_allowed() -> OAuthError {
-    let mut e =
-        OAuthError::invalid_request("the token endpoint accepts POST only").with_status(405);
+    let mut e = OAuthError::invalid_request("this endpoint accepts POST only").with_status(405);
     e.allow = Some("POST");
     e
 }

@@ -113,6 +113,9 @@ pub enum KeySource {
     OidcDiscovery,
     /// RFC 8414 metadata, then OIDC discovery (ID-JAG issuers, workload issuers).
     AsMetadata,
+    /// A JWKS fetched from an explicitly configured URL (a resource server that is told
+    /// where lanyard's keys are instead of discovering them).
+    JwksUri(String),
     /// A static JWKS from the policy (air-gapped).
     Static(Value),
 }
@@ -244,6 +247,10 @@ impl UpstreamKeys {
         self.check_url(&self.issuer)?;
         match &self.source {
             KeySource::Static(v) => Ok(v.clone()),
+            KeySource::JwksUri(u) => {
+                self.check_url(u)?;
+                f.get_json(u).await
+            }
             KeySource::OidcDiscovery => {
                 let issuer = IssuerUrl::new(self.issuer.clone()).map_err(|e| e.to_string())?;
                 let client = |req: HttpRequest| {

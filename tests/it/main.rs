@@ -4,7 +4,10 @@
 
 mod support;
 
+mod attacks;
 mod cli;
 mod keys;
+mod resource_server;
 mod restart;
 mod token_exchange;
+mod walkthrough;

@@ -285,6 +285,12 @@ pub const CASES: &[Case] = &[
 /// Leeway (checklist notation).
 const LEEWAY: i64 = 60;
 
+/// Who holds a key, the public JWK, and the claims to MAC under it (G73).
+type KeyTarget = (String, Map<String, Value>, Map<String, Value>);
+
+/// Encoded JSON bytes, or why they could not be made.
+type Bytes = Result<Vec<u8>, String>;
+
 /// The leg-2 fixture and triage-bot, or return the SKIP.
 macro_rules! setup {
     ($cx:expr, $iss:expr) => {{
@@ -294,7 +300,7 @@ macro_rules! setup {
     }};
 }
 
-fn triage<'l>(l2: &'l Leg2) -> Result<&'l fixture::Agent, String> {
+fn triage(l2: &Leg2) -> Result<&fixture::Agent, String> {
     l2.agent(TRIAGE)
         .map_err(|_| "bootstrap lists no demo agent triage-bot".to_owned())
 }
@@ -382,7 +388,7 @@ fn g66_base64url<'a>(cx: &'a Ctx, iss: &'a Issuer) -> CaseFuture<'a> {
             .iter()
             .position(|seg| seg.len() % 4 != 0)
             .map(|i| {
-                let mut segs = vec![h.to_string(), p.to_string(), s.to_string()];
+                let mut segs = [h.to_string(), p.to_string(), s.to_string()];
                 let pad = "=".repeat((4 - segs[i].len() % 4) % 4);
                 segs[i].push_str(&pad);
                 segs.join(".")
@@ -727,7 +733,7 @@ fn g73_alg_confusion<'a>(cx: &'a Ctx, iss: &'a Issuer) -> CaseFuture<'a> {
             .ok_or("the IdP-role issuer is not under test")?;
         let keys = fixture::jwks(cx, idp).await?;
         let real = forge.real_id_jag();
-        let mut targets: Vec<(String, Map<String, Value>, Map<String, Value>)> = keys
+        let mut targets: Vec<KeyTarget> = keys
             .into_iter()
             .map(|k| ("IdP role".to_owned(), k, real.decoded.claims.clone()))
             .collect();
@@ -1619,7 +1625,7 @@ fn g91_duplicates<'a>(cx: &'a Ctx, iss: &'a Issuer) -> CaseFuture<'a> {
         let mut f = Findings::new();
         // Same value twice: a parser keeping either copy accepts, so only a duplicate check
         // refuses.
-        let probes: Vec<(&str, Result<Vec<u8>, String>, Result<Vec<u8>, String>)> = vec![
+        let probes: Vec<(&str, Bytes, Bytes)> = vec![
             (
                 "header typ twice (same value)",
                 with_duplicate(&h, "typ", &get(&h, "typ")),

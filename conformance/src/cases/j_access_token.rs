@@ -701,9 +701,10 @@ fn j107_rs_rejects<'a>(cx: &'a Ctx, iss: &'a Issuer) -> CaseFuture<'a> {
 fn j107_expired<'a>(_cx: &'a Ctx, _iss: &'a Issuer) -> CaseFuture<'a> {
     check(async {
         Ok(Outcome::skip(
-            "needs an expired access token: lanyard's tokens live at least 30 s (the demo's \
-             5 min), the runner does not wait, and a self-made expired token fails the \
-             signature first; covered by the resource-server verifier's unit tests",
+            "needs an expired access token signed by the AS: its tokens live at least 30 s \
+             (the demo's 5 min), the runner does not wait, and a token the runner makes fails \
+             the signature first; covered by the unit table core::access::rejections_table \
+             (row \"expired\")",
         ))
     })
 }

@@ -3,6 +3,7 @@
 // Shared by every test file; not every file uses every helper.
 #![allow(dead_code)]
 
+pub mod flow;
 pub mod idp;
 
 use std::io::{BufRead, BufReader};
