@@ -183,6 +183,13 @@ pub fn b64url(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Decodes base64url without padding.
+pub fn b64url_decode(s: &str) -> Result<Vec<u8>, String> {
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|e| format!("not base64url: {e}"))
+}
+
 /// An RFC 7518 §3.4 ES256 signature (R ‖ S, 64 bytes) re-encoded as an ASN.1 DER
 /// `ECDSA-Sig-Value`, the form JWS forbids.
 pub fn es256_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, String> {

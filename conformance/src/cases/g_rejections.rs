@@ -1707,7 +1707,7 @@ fn g92_es256_form<'a>(cx: &'a Ctx, iss: &'a Issuer) -> CaseFuture<'a> {
             )));
         }
         let (input, sig) = real.rsplit_once('.').ok_or("not a compact JWS")?;
-        let raw = base64_decode(sig)?;
+        let raw = jwt::b64url_decode(sig).map_err(|e| format!("signature: {e}"))?;
         let der = jwt::es256_raw_to_der(&raw)?;
         let mut f = Findings::new();
         forge
@@ -1749,13 +1749,6 @@ fn g92_es256_form<'a>(cx: &'a Ctx, iss: &'a Issuer) -> CaseFuture<'a> {
         forge.finish(cx, &mut f).await;
         Ok(f.outcome())
     })
-}
-
-fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s)
-        .map_err(|e| format!("signature is not base64url: {e}"))
 }
 
 /// A workload JWT-SVID shape (typ JWT, aud = the token endpoint, a SPIFFE sub) where an
