@@ -58,6 +58,10 @@ pub struct DevAgent {
     pub private_jwk: Option<Value>,
     /// Whether the policy enables it.
     pub enabled: bool,
+    /// Its `max_ttl` in the demo policy, seconds.
+    pub max_ttl_secs: u64,
+    /// Whether the policy sets `dpop_bound_access_tokens` for it.
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// Dev-mode state held by the broker.
@@ -71,7 +75,21 @@ pub struct DevState {
     pub humans: Vec<DevHuman>,
     /// Demo agents.
     pub agents: Vec<DevAgent>,
+    /// The dev test ID-JAG issuer (INSECURE: its private key is handed out by bootstrap).
+    pub test_issuer: DevTestIssuer,
     _dir: tempfile::TempDir,
+}
+
+/// A second ID-JAG issuer trusted by the resource-AS role in dev mode only, whose private
+/// key `/dev/bootstrap` hands out, so that the conformance runner can sign ID-JAGs with
+/// altered claims as a trusted issuer (checklist F61, F62, G81–G93). INSECURE by design, like
+/// the dev IdP. It allows `jti` reuse (checklist D2's per-issuer flag, G85).
+#[derive(Debug, Clone)]
+pub struct DevTestIssuer {
+    /// Its issuer identifier (nothing is served there: its keys are a static JWKS file).
+    pub issuer: String,
+    /// Its ES256 private JWK (with `kid`).
+    pub private_jwk: Value,
 }
 
 const HUMANS: &[DevHuman] = &[
@@ -95,6 +113,64 @@ const HUMANS: &[DevHuman] = &[
 pub const GITHUB: &str = "https://mcp.github.example/";
 /// The demo ticket system.
 pub const TICKETS: &str = "https://tickets.example/";
+/// A demo resource whose access tokens must be DPoP-bound (`sender_constrained`).
+pub const SECRETS: &str = "https://mcp.secrets.example/";
+/// The channel granting triage-bot access to [`SECRETS`].
+pub const CH_SECRETS: &str = "slack:T01/C-secrets";
+/// Path of the dev test ID-JAG issuer under the server's origin (see [`DevTestIssuer`]).
+pub const DEV_TEST_ISSUER_PATH: &str = "/dev-test-issuer";
+/// File (next to the policy) holding the dev test issuer's public JWKS.
+const DEV_TEST_ISSUER_JWKS: &str = "dev-test-issuer.jwks.json";
+
+/// Demo entities that exist for the conformance suite (checklist G85, H97, H104): a second
+/// trusted ID-JAG issuer allowing `jti` reuse, a resource requiring sender-constrained tokens
+/// (and a channel and entitlement reaching it), and an agent whose tokens must be DPoP-bound.
+fn conformance_policy(test_issuer: &str, as_role: &str, dpop_secret_sha: &str) -> String {
+    format!(
+        r#"
+# --- Conformance fixtures (dev mode only) -------------------------------------------------
+# A second trusted ID-JAG issuer whose PRIVATE key /dev/bootstrap hands out (INSECURE by
+# design, like the dev IdP): the conformance runner signs ID-JAGs with altered claims as a
+# trusted issuer. Reuse of its ID-JAGs is allowed (checklist D2's per-issuer flag).
+[[trusted_issuer]]
+issuer = "{test_issuer}"
+jwks_file = "{DEV_TEST_ISSUER_JWKS}"
+algorithms = ["ES256"]
+allow_jti_reuse = true
+
+# Access tokens for this resource must be DPoP-bound.
+[[resource]]
+uri = "{SECRETS}"
+authorization_server = "{as_role}"
+actions = ["secret.read"]
+max_ttl = "5m"
+sender_constrained = true
+
+[[channel]]
+id = "{CH_SECRETS}"
+members_group = "eng"
+[[channel.grant]]
+agent = "triage-bot"
+resource = "{SECRETS}"
+actions = ["secret.read"]
+
+[[entitlement]]
+group = "eng"
+resource = "{SECRETS}"
+actions = ["secret.read"]
+
+# Its access tokens must be DPoP-bound (RFC 9449 §5.2 dpop_bound_access_tokens).
+[[agent]]
+id = "dpop-bot"
+owner = "alice@example.com"
+credential = {{ client_secret_sha256 = "{dpop_secret_sha}" }}
+idp_client_ids = {{ dev-idp = "dpop-bot-sso" }}
+dpop_bound_access_tokens = true
+max_ttl = "5m"
+grants = [{{ resource = "{GITHUB}", actions = ["repo.read"] }}]
+"#
+    )
+}
 
 fn demo_policy(
     dev_idp: &str,
@@ -224,7 +300,13 @@ pub async fn serve(listen: Option<String>) -> Result<(), String> {
         .map_err(|e| format!("cannot bind {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let (broker, banner) = build(bound, Arc::new(SystemClock))?;
-    println!("{banner}");
+    // Not println!: a reader that closes stdout once it has the banner (the walkthrough
+    // test does) must not make the server panic on EPIPE.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{banner}").and_then(|()| out.flush());
+    }
     crate::app::run(Arc::new(broker), listener).await
 }
 
@@ -301,18 +383,30 @@ pub fn build(addr: SocketAddr, clock: Arc<dyn Clock>) -> Result<(Broker, String)
         .as_ref()
         .map(|i| i.issuer.clone())
         .unwrap_or_default();
+    // Conformance fixtures: the dev test issuer's key pair and the DPoP-bound agent's secret.
+    let (test_key, test_pem) =
+        SigningKey::generate(SigningAlg::Es256, now).map_err(|e| e.to_string())?;
+    let test_private = Value::Object(SigningKey::private_jwk_from_pem(
+        &test_pem,
+        SigningAlg::Es256,
+    )?);
+    let test_issuer = format!("{origin}{DEV_TEST_ISSUER_PATH}");
     std::fs::write(
-        &settings.policy_file,
-        demo_policy(
-            &dev_idp,
-            &idp_role,
-            &as_role,
-            &triage_sha,
-            &deploy_jwks,
-            &retired_sha,
-        ),
+        dir.path().join(DEV_TEST_ISSUER_JWKS),
+        json!({ "keys": [Value::Object(test_key.public_jwk().clone())] }).to_string(),
     )
     .map_err(|e| e.to_string())?;
+    let dpop_secret = random_id(32).map_err(|e| e.to_string())?;
+    let dpop_sha = hex(&Sha256::digest(dpop_secret.as_bytes()));
+    let policy = demo_policy(
+        &dev_idp,
+        &idp_role,
+        &as_role,
+        &triage_sha,
+        &deploy_jwks,
+        &retired_sha,
+    ) + &conformance_policy(&test_issuer, &as_role, &dpop_sha);
+    std::fs::write(&settings.policy_file, policy).map_err(|e| e.to_string())?;
     let (idp_key, _) = SigningKey::generate(SigningAlg::Rs256, now).map_err(|e| e.to_string())?;
     let agents = vec![
         DevAgent {
@@ -322,6 +416,8 @@ pub fn build(addr: SocketAddr, clock: Arc<dyn Clock>) -> Result<(Broker, String)
             secret: Some(triage_secret.clone()),
             private_jwk: None,
             enabled: true,
+            max_ttl_secs: 600,
+            dpop_bound_access_tokens: false,
         },
         DevAgent {
             client_id: "deploy-bot",
@@ -330,6 +426,8 @@ pub fn build(addr: SocketAddr, clock: Arc<dyn Clock>) -> Result<(Broker, String)
             secret: None,
             private_jwk: Some(deploy_private),
             enabled: true,
+            max_ttl_secs: 300,
+            dpop_bound_access_tokens: false,
         },
         DevAgent {
             client_id: "retired-bot",
@@ -338,6 +436,18 @@ pub fn build(addr: SocketAddr, clock: Arc<dyn Clock>) -> Result<(Broker, String)
             secret: Some(retired_secret),
             private_jwk: None,
             enabled: false,
+            max_ttl_secs: 600,
+            dpop_bound_access_tokens: false,
+        },
+        DevAgent {
+            client_id: "dpop-bot",
+            idp_client_id: "dpop-bot-sso",
+            owner: "alice@example.com",
+            secret: Some(dpop_secret),
+            private_jwk: None,
+            enabled: true,
+            max_ttl_secs: 300,
+            dpop_bound_access_tokens: true,
         },
     ];
     let banner = walkthrough(&origin, &idp_role, &as_role, &dev_idp, dir.path());
@@ -347,6 +457,10 @@ pub fn build(addr: SocketAddr, clock: Arc<dyn Clock>) -> Result<(Broker, String)
         idp_key,
         humans: HUMANS.to_vec(),
         agents,
+        test_issuer: DevTestIssuer {
+            issuer: test_issuer,
+            private_jwk: test_private,
+        },
         _dir: dir,
     };
     let broker = Broker::open(settings, clock, Some(state))?;
@@ -484,14 +598,28 @@ async fn bootstrap(State(b): State<Arc<Broker>>) -> Result<Response, OAuthError>
             "client_secret": a.secret,
             "private_jwk": a.private_jwk,
             "enabled": a.enabled,
+            "max_ttl": a.max_ttl_secs,
+            "dpop_bound_access_tokens": a.dpop_bound_access_tokens,
         })).collect::<Vec<_>>(),
         "humans": d.humans.iter().map(|h| json!({
             "username": h.username, "sub": h.sub, "email": h.email, "groups": h.groups,
         })).collect::<Vec<_>>(),
-        "resources": [GITHUB, TICKETS],
+        "resources": [GITHUB, TICKETS, SECRETS],
         "dev_idp_max_age": 3600,
         "admin_client_id": "lanyard-console",
-        "channels": ["slack:T01/C-eng-api", "slack:T01/C-support"],
+        "channels": ["slack:T01/C-eng-api", "slack:T01/C-support", CH_SECRETS],
+        // Conformance fixtures (see `conformance_policy`).
+        "test_id_jag_issuer": {
+            "issuer": d.test_issuer.issuer,
+            "private_jwk": d.test_issuer.private_jwk,
+            "allow_jti_reuse": true,
+        },
+        "sender_constrained_resource": {
+            "resource": SECRETS,
+            "channel": CH_SECRETS,
+            "agent": "triage-bot",
+            "scope": "secret.read",
+        },
         // The walkthrough reads this one with sed (no jq needed).
         "triage_bot_secret": d.agents.iter().find(|a| a.client_id == "triage-bot").and_then(|a| a.secret.clone()),
         "demo_resource_servers": [{

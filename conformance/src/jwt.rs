@@ -36,6 +36,26 @@ impl Signer {
         })
     }
 
+    /// A fresh P-256 key with the given `kid`, and its private JWK (for probes that must put
+    /// private material where only a public key belongs).
+    pub fn ephemeral_es256_with_private(kid: &str) -> Result<(Self, Map<String, Value>), String> {
+        let pair = ES256
+            .generate_key_pair()
+            .map_err(|e| format!("cannot generate an ES256 key: {e}"))?;
+        let mut signer = ES256
+            .signer_from_der(pair.to_der_private_key())
+            .map_err(|e| format!("cannot load the ES256 key: {e}"))?;
+        signer.set_key_id(kid);
+        let private: Map<String, Value> = pair.to_jwk_key_pair().into();
+        Ok((
+            Self {
+                signer: Box::new(signer),
+                public_jwk: Some(pair.to_jwk_public_key().into()),
+            },
+            private,
+        ))
+    }
+
     /// A fresh 2048-bit RSA key signing RS256 with the given `kid`; no server trusts it.
     /// The `kid` may deliberately name a key the server does trust (a bad signature).
     pub fn ephemeral_rs256(kid: &str) -> Result<Self, String> {
@@ -91,6 +111,22 @@ impl Signer {
         self.public_jwk.as_ref()
     }
 
+    /// Signs exactly these header and payload bytes (base64url-encoded as given, so a
+    /// header or payload may repeat a member or be anything at all). The header should name
+    /// the key's `alg`; nothing is added to it.
+    pub fn sign_raw(&self, header: &[u8], payload: &[u8]) -> Result<String, String> {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let sig = self
+            .signer
+            .sign(input.as_bytes())
+            .map_err(|e| format!("cannot sign: {e}"))?;
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+    }
+
     /// Signs `claims` (a JSON object) as a compact JWS with `typ`, `alg` and `kid` headers.
     pub fn sign(&self, typ: &str, claims: Value) -> Result<String, String> {
         let mut header = Map::new();
@@ -126,6 +162,98 @@ pub fn unsigned(header: &Value, claims: &Value, signature: &str) -> Result<Strin
             .map_err(|e| format!("cannot encode JSON: {e}"))
     };
     Ok(format!("{}.{}.{signature}", enc(header)?, enc(claims)?))
+}
+
+/// A compact JWS with the given header and claims re-encoded and `signature` (a base64url
+/// segment, typically the original token's) kept as it is.
+pub fn reencode(
+    header: &Map<String, Value>,
+    claims: &Map<String, Value>,
+    signature: &str,
+) -> Result<String, String> {
+    unsigned(
+        &Value::Object(header.clone()),
+        &Value::Object(claims.clone()),
+        signature,
+    )
+}
+
+/// base64url without padding.
+pub fn b64url(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Decodes base64url without padding.
+pub fn b64url_decode(s: &str) -> Result<Vec<u8>, String> {
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|e| format!("not base64url: {e}"))
+}
+
+/// An RFC 7518 §3.4 ES256 signature (R ‖ S, 64 bytes) re-encoded as an ASN.1 DER
+/// `ECDSA-Sig-Value`, the form JWS forbids.
+pub fn es256_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, String> {
+    if raw.len() != 64 {
+        return Err(format!("ES256 signature of {} bytes, not 64", raw.len()));
+    }
+    let integer = |half: &[u8]| -> Vec<u8> {
+        let trimmed: Vec<u8> = half.iter().copied().skip_while(|b| *b == 0).collect();
+        let mut body = if trimmed.is_empty() { vec![0] } else { trimmed };
+        if body.first().is_some_and(|b| b & 0x80 != 0) {
+            body.insert(0, 0);
+        }
+        // At most 33 bytes, so the short length form always fits.
+        let mut out = vec![0x02, u8::try_from(body.len()).unwrap_or(33)];
+        out.extend(body);
+        out
+    };
+    let (r, s) = raw.split_at(32);
+    let mut seq = integer(r);
+    seq.extend(integer(s));
+    let mut out = vec![0x30, u8::try_from(seq.len()).unwrap_or(70)];
+    out.extend(seq);
+    Ok(out)
+}
+
+/// The PEM `SubjectPublicKeyInfo` of a P-256 public JWK (what an algorithm-confusion attacker
+/// would feed an HMAC verifier as its "secret").
+pub fn p256_public_pem(jwk: &Map<String, Value>) -> Result<String, String> {
+    if jwk.get("kty").and_then(Value::as_str) != Some("EC")
+        || jwk.get("crv").and_then(Value::as_str) != Some("P-256")
+    {
+        return Err("not a P-256 JWK".to_owned());
+    }
+    let coord = |name: &str| -> Result<Vec<u8>, String> {
+        let s = jwk
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("JWK lacks {name}"))?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|e| format!("JWK {name} is not base64url: {e}"))?;
+        if bytes.len() == 32 {
+            Ok(bytes)
+        } else {
+            Err(format!("JWK {name} is {} bytes, not 32", bytes.len()))
+        }
+    };
+    // SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING 04 ‖ x ‖ y }.
+    let mut der = vec![
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
+        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+    ];
+    der.extend(coord("x")?);
+    der.extend(coord("y")?);
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .filter_map(|c| std::str::from_utf8(c).ok())
+        .collect();
+    Ok(format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        lines.join("\n")
+    ))
 }
 
 /// A decoded (not verified) compact JWS.
@@ -281,6 +409,28 @@ mod tests {
             thumbprint(&map).as_deref(),
             Ok("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
         );
+    }
+
+    #[test]
+    fn der_encoding_of_an_es256_signature() {
+        let mut raw = [0u8; 64];
+        raw[0] = 0x80; // r needs a leading zero
+        raw[31] = 1;
+        raw[63] = 7; // s is 7 after trimming
+        let der = es256_raw_to_der(&raw).unwrap();
+        assert_eq!(der[0], 0x30);
+        assert_eq!(usize::from(der[1]), der.len() - 2);
+        assert_eq!(&der[2..5], &[0x02, 33, 0x00]);
+        assert_eq!(&der[der.len() - 3..], &[0x02, 1, 7]);
+        assert!(es256_raw_to_der(&raw[..63]).is_err());
+    }
+
+    #[test]
+    fn p256_pem_round_trips_through_josekit() {
+        let signer = Signer::ephemeral_es256("k").unwrap();
+        let pem = p256_public_pem(signer.public_jwk().unwrap()).unwrap();
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"));
+        assert!(ES256.verifier_from_pem(pem.as_bytes()).is_ok());
     }
 
     #[test]

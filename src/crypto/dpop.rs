@@ -125,10 +125,10 @@ pub fn validate(
     if htm != method || normalise(&htu).is_none() || normalise(&htu) != normalise(uri) {
         return Err(ProofError::Target);
     }
+    // Checklist I102: at most MAX_PROOF_AGE old (the age bound already is the tolerance, no
+    // leeway on top), and at most the leeway ahead.
     let iat = iat.secs();
-    if iat > now.saturating_add(leeway)
-        || now > iat.saturating_add(MAX_PROOF_AGE).saturating_add(leeway)
-    {
+    if iat > now.saturating_add(leeway) || now > iat.saturating_add(MAX_PROOF_AGE) {
         return Err(ProofError::Time);
     }
     if let Some(at) = access_token
@@ -204,7 +204,11 @@ mod tests {
                 ProofError::Target,
             ),
             (
-                proof("dpop+jwt", "POST", URI, NOW - 121, false),
+                proof("dpop+jwt", "POST", URI, NOW - 61, false),
+                ProofError::Time,
+            ),
+            (
+                proof("dpop+jwt", "POST", URI, NOW - 90, false),
                 ProofError::Time,
             ),
             (
@@ -224,6 +228,17 @@ mod tests {
             validate("not-a-jwt", "POST", URI, None, 60, NOW).err(),
             Some(ProofError::Malformed)
         );
+    }
+
+    #[test]
+    fn proof_up_to_sixty_seconds_old_or_a_leeway_ahead_is_accepted() {
+        for iat in [NOW - 60, NOW + 60] {
+            let p = proof("dpop+jwt", "POST", URI, iat, false);
+            assert!(
+                validate(&p, "POST", URI, None, 60, NOW).is_ok(),
+                "iat {iat}"
+            );
+        }
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //!   time (RFC 8725 §3.1): HMAC and `none` cannot be configured at all, so an `HS256` token
 //!   keyed with a public key finds no key.
 //! - `crit` naming anything is refused (RFC 7515 §4.1.11: lanyard understands no extension).
-//! - Duplicate header members are refused by the typed header (serde reports a duplicate
-//!   field).
+//! - A header or payload that names any member twice, at any depth, is refused (checklist
+//!   G91, lanyard choice): a JSON parser keeps one copy silently, and which one differs
+//!   between parsers.
 
 use base64::Engine as _;
 use josekit::jwk::Jwk;
@@ -16,6 +17,7 @@ use josekit::jws::{
     ES256, ES384, ES512, EdDSA, JwsVerifier, PS256, PS384, PS512, RS256, RS384, RS512,
 };
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::jwk;
@@ -128,11 +130,17 @@ pub fn parse(token: &str) -> Result<Jws<'_>, JwsError> {
     let signature = b64d(s).ok_or(JwsError::Shape)?;
     let header: Header =
         serde_json::from_slice(&header_bytes).map_err(|e| JwsError::Header(e.to_string()))?;
+    if !unique_members(&header_bytes) {
+        return Err(JwsError::Header("a member appears twice".into()));
+    }
     if header.crit.is_some() {
         return Err(JwsError::Crit);
     }
     // The payload must be a JSON object; its members are read by a typed struct later.
     if payload.first().copied() != Some(b'{') && !payload.trim_ascii_start().starts_with(b"{") {
+        return Err(JwsError::Payload);
+    }
+    if !unique_members(&payload) {
         return Err(JwsError::Payload);
     }
     let signing_input = &token[..h.len() + 1 + p.len()];
@@ -142,6 +150,72 @@ pub fn parse(token: &str) -> Result<Jws<'_>, JwsError> {
         payload,
         signature,
     })
+}
+
+/// Whether `json` is one JSON value in which no object names a member twice (members are
+/// compared after unescaping, so `"a"` and `"\u0061"` are the same name). Invalid JSON is
+/// `false` too.
+fn unique_members(json: &[u8]) -> bool {
+    serde_json::from_slice::<UniqueMembers>(json).is_ok()
+}
+
+/// Deserializes any JSON value, failing on a repeated member name in any object.
+struct UniqueMembers;
+
+impl<'de> Deserialize<'de> for UniqueMembers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueMembersVisitor)
+    }
+}
+
+struct UniqueMembersVisitor;
+
+impl<'de> Visitor<'de> for UniqueMembersVisitor {
+    type Value = UniqueMembers;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<UniqueMembers, E> {
+        Ok(UniqueMembers)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<UniqueMembers, E> {
+        Ok(UniqueMembers)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<UniqueMembers, E> {
+        Ok(UniqueMembers)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<UniqueMembers, E> {
+        Ok(UniqueMembers)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<UniqueMembers, E> {
+        Ok(UniqueMembers)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<UniqueMembers, E> {
+        Ok(UniqueMembers)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueMembers, A::Error> {
+        while seq.next_element::<UniqueMembers>()?.is_some() {}
+        Ok(UniqueMembers)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueMembers, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if !seen.insert(name) {
+                return Err(de::Error::custom("duplicate member"));
+            }
+            map.next_value::<UniqueMembers>()?;
+        }
+        Ok(UniqueMembers)
+    }
 }
 
 /// A verification key bound to one algorithm.
@@ -390,6 +464,32 @@ mod tests {
         assert_eq!(parse(&crit).err(), Some(JwsError::Crit));
         let arr = format!("{}.{}.", b64(r#"{"alg":"ES256"}"#), b64("[1]"));
         assert_eq!(parse(&arr).err(), Some(JwsError::Payload));
+    }
+
+    /// Checklist G91: any repeated member, known or not, at any depth, even with the same
+    /// value, in the header or the payload.
+    #[test]
+    fn repeated_members_are_refused_anywhere() {
+        let tok = |h: &str, p: &str| format!("{}.{}.", b64(h), b64(p));
+        let ok = r#"{"alg":"ES256","typ":"JWT"}"#;
+        assert!(parse(&tok(ok, r#"{"a":{"b":1,"c":[{"d":1}]}}"#)).is_ok());
+        assert!(matches!(
+            parse(&tok(r#"{"alg":"ES256","x":1,"x":1}"#, "{}")),
+            Err(JwsError::Header(_))
+        ));
+        for payload in [
+            r#"{"aud":"a","aud":"a"}"#,
+            r#"{"x-unknown":1,"x-unknown":2}"#,
+            r#"{"act":{"sub":"a","sub":"b"}}"#,
+            r#"{"l":[{"k":1,"k":1}]}"#,
+            r#"{"a":1,"a":1}"#,
+        ] {
+            assert_eq!(
+                parse(&tok(ok, payload)).err(),
+                Some(JwsError::Payload),
+                "{payload}"
+            );
+        }
     }
 
     #[test]

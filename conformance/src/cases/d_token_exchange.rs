@@ -12,7 +12,8 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value, json};
 
 use super::fixture::{
-    self, ALICE, Agent, Ask, Auth, BOB, CH_ENG, DEPLOY, Fixture, Form, GITHUB, Issued, TRIAGE, need,
+    self, ALICE, Agent, Ask, Auth, BOB, CH_ENG, DEPLOY, Fixture, Form, GITHUB, Issued, TRIAGE,
+    dpop_proof, need, proof_claims,
 };
 use super::{Case, CaseFuture, Ctx, Findings, Issuer, Outcome, Role, Target, check};
 use crate::http::Req;
@@ -232,7 +233,7 @@ async fn probe(
 async fn probe_as(
     cx: &Ctx,
     fx: &Fixture,
-    ask: &Ask,
+    ask: &Ask<'_>,
     edit: impl FnOnce(Form) -> Form,
     codes: &[&str],
 ) -> Result<String, String> {
@@ -866,22 +867,6 @@ fn dpop_algs(iss: &Issuer) -> Result<Vec<String>, Outcome> {
     } else {
         Ok(algs)
     }
-}
-
-/// An RFC 9449 §4.2 proof: `typ` dpop+jwt, the public key in `jwk`, and the given claims.
-fn dpop_proof(signer: &Signer, claims: &Value) -> Result<String, String> {
-    let jwk = signer
-        .public_jwk()
-        .ok_or("no public JWK for the DPoP key")?;
-    let mut header = Map::new();
-    header.insert("typ".into(), json!("dpop+jwt"));
-    header.insert("jwk".into(), Value::Object(jwk.clone()));
-    signer.sign_with_header(header, claims)
-}
-
-/// Valid proof claims for a POST to `htu`.
-fn proof_claims(htu: &str) -> Value {
-    json!({"jti": marker("dpopjti"), "htm": "POST", "htu": htu, "iat": jwt::now()})
 }
 
 /// The default exchange with a `DPoP` header.

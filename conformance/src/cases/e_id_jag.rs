@@ -163,7 +163,7 @@ fn e57_claims<'a>(cx: &'a Ctx, iss: &'a Issuer) -> CaseFuture<'a> {
 /// Every E57 check on one ID-JAG, recorded under `label`.
 fn claim_checks(
     fx: &Fixture,
-    ask: &Ask,
+    ask: &Ask<'_>,
     human_sub: &str,
     issued: &Issued,
     details: Option<&Value>,

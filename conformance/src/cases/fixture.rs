@@ -48,6 +48,10 @@ pub struct Agent {
     pub private_jwk: Option<Map<String, Value>>,
     /// Whether its owner has it switched on.
     pub enabled: bool,
+    /// Its maximum access-token lifetime in seconds, when bootstrap says.
+    pub max_ttl: Option<u64>,
+    /// Whether it is registered with `dpop_bound_access_tokens = true`.
+    pub dpop_bound: bool,
 }
 
 /// One demo human.
@@ -70,20 +74,20 @@ pub enum Auth {
 
 /// A token-exchange request's policy-relevant parameters.
 #[derive(Clone)]
-pub struct Ask {
+pub struct Ask<'a> {
     /// The agent (by client id).
-    pub agent: &'static str,
+    pub agent: &'a str,
     /// The human (by dev IdP username).
-    pub user: &'static str,
+    pub user: &'a str,
     /// The `resource` parameter.
-    pub resource: Option<&'static str>,
+    pub resource: Option<&'a str>,
     /// The `scope` parameter.
-    pub scope: Option<&'static str>,
+    pub scope: Option<&'a str>,
     /// lanyard's `channel` parameter.
-    pub channel: Option<&'static str>,
+    pub channel: Option<&'a str>,
 }
 
-impl Ask {
+impl Ask<'static> {
     /// triage-bot for alice in the eng channel, asking for exactly what that channel grants
     /// without approval: everything asked for is granted.
     pub fn triage() -> Self {
@@ -201,6 +205,11 @@ impl Fixture {
             .ok_or_else(|| Outcome::skip(format!("bootstrap lists no demo agent {client_id}")))
     }
 
+    /// Every demo agent bootstrap lists.
+    pub fn agents(&self) -> &[Agent] {
+        &self.agents
+    }
+
     /// A demo human by username, or a SKIP.
     pub fn human(&self, username: &str) -> Result<&Human, Outcome> {
         self.humans
@@ -235,7 +244,7 @@ impl Fixture {
     }
 
     /// A fresh ID token for the ask's human, addressed to the ask's agent.
-    pub async fn id_token_for(&self, cx: &Ctx, ask: &Ask) -> Result<String, String> {
+    pub async fn id_token_for(&self, cx: &Ctx, ask: &Ask<'_>) -> Result<String, String> {
         let agent = self
             .agents
             .iter()
@@ -273,7 +282,7 @@ impl Fixture {
     }
 
     /// The token-exchange form for `ask` with `subject_token`.
-    pub fn te_form(&self, ask: &Ask, subject_token: &str) -> Form {
+    pub fn te_form(&self, ask: &Ask<'_>, subject_token: &str) -> Form {
         let mut f = Form(vec![
             ("grant_type".into(), oauth::GRANT_TOKEN_EXCHANGE.into()),
             (
@@ -333,7 +342,7 @@ impl Fixture {
     }
 
     /// A token exchange for `ask` with a fresh ID token, authenticated by `auth`.
-    pub async fn exchange(&self, cx: &Ctx, ask: &Ask, auth: Auth) -> Result<Resp, String> {
+    pub async fn exchange(&self, cx: &Ctx, ask: &Ask<'_>, auth: Auth) -> Result<Resp, String> {
         let agent = self
             .agents
             .iter()
@@ -346,7 +355,7 @@ impl Fixture {
 
     /// A successful exchange for `ask` (fresh ID token, `auth`), decoded; `Err` describes
     /// the failed response.
-    pub async fn obtain(&self, cx: &Ctx, ask: &Ask, auth: Auth) -> Result<Issued, String> {
+    pub async fn obtain(&self, cx: &Ctx, ask: &Ask<'_>, auth: Auth) -> Result<Issued, String> {
         let agent = self
             .agents
             .iter()
@@ -465,7 +474,7 @@ impl Form {
 
 /// Registers the JWT-shaped tokens a form carries (their signature segments) and any
 /// secrets as B17 markers.
-fn register(mut req: Req, form: &Form) -> Req {
+pub fn register(mut req: Req, form: &Form) -> Req {
     for (name, value) in &form.0 {
         match name.as_str() {
             "subject_token" | "actor_token" | "assertion" | "client_assertion" => {
@@ -497,6 +506,22 @@ pub fn agent_signer(agent: &Agent) -> Result<Signer, String> {
         .as_ref()
         .ok_or_else(|| format!("demo agent {} has no private_jwk", agent.client_id))?;
     Signer::from_private_jwk(jwk)
+}
+
+/// An RFC 9449 §4.2 proof: `typ` dpop+jwt, the public key in `jwk`, and the given claims.
+pub fn dpop_proof(signer: &Signer, claims: &Value) -> Result<String, String> {
+    let jwk = signer
+        .public_jwk()
+        .ok_or("no public JWK for the DPoP key")?;
+    let mut header = Map::new();
+    header.insert("typ".into(), json!("dpop+jwt"));
+    header.insert("jwk".into(), Value::Object(jwk.clone()));
+    signer.sign_with_header(header, claims)
+}
+
+/// Valid proof claims for a POST to `htu`.
+pub fn proof_claims(htu: &str) -> Value {
+    json!({"jti": marker("dpopjti"), "htm": "POST", "htu": htu, "iat": jwt::now()})
 }
 
 /// The public keys of an issuer's JWKS (`jwks_uri` from its metadata).
@@ -558,6 +583,11 @@ fn parse_agent(v: &Value) -> Option<Agent> {
             .map(str::to_owned),
         private_jwk: v.get("private_jwk").and_then(Value::as_object).cloned(),
         enabled: v.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+        max_ttl: v.get("max_ttl").and_then(Value::as_u64),
+        dpop_bound: v
+            .get("dpop_bound_access_tokens")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 

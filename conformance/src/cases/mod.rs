@@ -11,7 +11,13 @@ pub mod b_hygiene;
 pub mod c_client_auth;
 pub mod d_token_exchange;
 pub mod e_id_jag;
+pub mod f_jwt_bearer;
 pub mod fixture;
+pub mod g_rejections;
+pub mod h_sender_constraint;
+pub mod i_dpop;
+pub mod j_access_token;
+pub mod leg2;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -95,7 +101,12 @@ pub fn registry() -> Vec<&'static Case> {
         c_client_auth::CASES,
         d_token_exchange::CASES,
         e_id_jag::CASES,
-        // Later sections (F..L) go here.
+        f_jwt_bearer::CASES,
+        g_rejections::CASES,
+        h_sender_constraint::CASES,
+        i_dpop::CASES,
+        j_access_token::CASES,
+        // Later sections (K, L) go here.
         a_discovery::SUMMARY,
         b_hygiene::SUMMARY,
     ]
