@@ -221,6 +221,10 @@ fn f63_scope_subset<'a>(cx: &'a Ctx, iss: &'a Issuer) -> CaseFuture<'a> {
 }
 
 /// The access token's `act` must be `{sub: <agent>, act: <the ID-JAG's act>}`.
+/// The outer `act.sub` is the agent; the ID-JAG's `act` is nested — except that an ID-JAG
+/// whose own `act.sub` already is this agent (lanyard's IdP role writes one) adds no earlier
+/// actor, so what nests is whatever that `act` itself nested (lanyard choice: no
+/// self-delegation in the chain).
 fn act_check(m: &Minted, agent: &str, id_jag_act: &Value) -> Result<String, String> {
     let act = m.claim("act").ok_or("access token has no act")?;
     let mut p = Vec::new();
@@ -230,9 +234,14 @@ fn act_check(m: &Minted, agent: &str, id_jag_act: &Value) -> Result<String, Stri
             act.get("sub")
         ));
     }
-    if act.get("act") != Some(id_jag_act) {
+    let expected = if id_jag_act.get("sub").and_then(Value::as_str) == Some(agent) {
+        id_jag_act.get("act")
+    } else {
+        Some(id_jag_act)
+    };
+    if act.get("act") != expected {
         p.push(format!(
-            "nested act is {:?}, not the ID-JAG's {id_jag_act}",
+            "nested act is {:?}, expected {expected:?} from the ID-JAG's {id_jag_act}",
             act.get("act")
         ));
     }
