@@ -95,6 +95,8 @@ impl<'a> Trail<'a> {
             resource: self.resource.as_deref(),
             actions,
             reason,
+            approver: None,
+            approval: None,
             token_id,
             issuer: &self.iss.settings.issuer,
         }
