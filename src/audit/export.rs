@@ -41,9 +41,8 @@ impl Filter {
     pub fn matches(&self, record: &Map<String, Value>) -> bool {
         let at = record.get("at").and_then(Value::as_u64);
         let text = |k: &str| record.get(k).and_then(Value::as_str);
-        let is = |want: &Option<String>, k: &str| {
-            want.as_deref().is_none_or(|w| text(k) == Some(w))
-        };
+        let is =
+            |want: &Option<String>, k: &str| want.as_deref().is_none_or(|w| text(k) == Some(w));
         self.since.is_none_or(|s| at.is_some_and(|t| t >= s))
             && self.until.is_none_or(|u| at.is_some_and(|t| t < u))
             && is(&self.human, "human")
@@ -275,7 +274,11 @@ mod tests {
     fn filters_select_the_matching_records() {
         let s = |v: &str| Some(v.to_owned());
         let cases: Vec<(&str, Filter, Vec<u64>)> = vec![
-            ("no filter writes all", Filter::default(), vec![1, 2, 3, 4, 5]),
+            (
+                "no filter writes all",
+                Filter::default(),
+                vec![1, 2, 3, 4, 5],
+            ),
             (
                 "since is inclusive",
                 Filter {

@@ -88,7 +88,9 @@ pub enum Finding {
     #[error("its body is not a JSON object")]
     NotObject,
     /// A value looks like a compact JWS or JWE.
-    #[error("it holds a token-like value (compact JWS/JWE) at `{path}`; records must never hold tokens")]
+    #[error(
+        "it holds a token-like value (compact JWS/JWE) at `{path}`; records must never hold tokens"
+    )]
     Token {
         /// Where, as `field`, `field.sub` or `field[0]`.
         path: String,
@@ -358,8 +360,8 @@ mod tests {
                 "an edited body breaks its own hash",
                 || {
                     let mut c = good();
-                    c[1].body = br#"{"at":11,"decision":"issued","agent":"bot","reason":"Scope"}"#
-                        .to_vec();
+                    c[1].body =
+                        br#"{"at":11,"decision":"issued","agent":"bot","reason":"Scope"}"#.to_vec();
                     c
                 },
                 broken(2, Finding::Hash),

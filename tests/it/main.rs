@@ -5,6 +5,7 @@
 mod support;
 
 mod attacks;
+mod audit;
 mod cli;
 mod keys;
 mod resource_server;
