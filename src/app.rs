@@ -106,6 +106,35 @@ pub struct IssuerRuntime {
     key_mtime: std::sync::Mutex<Option<SystemTime>>,
 }
 
+/// Whether opening the store may create it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOpen {
+    /// The server: a first start creates an empty store.
+    CreateIfMissing,
+    /// Tools (`audit verify|export`): read what a server wrote; a missing store is an error.
+    Existing,
+}
+
+/// Open the configured store backend. The embedded store is held by one process at a time:
+/// while a server runs, another process gets [`crate::store::StoreError::InUse`].
+pub fn open_store(
+    settings: &StoreSettings,
+    mode: StoreOpen,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Store>, crate::store::StoreError> {
+    use crate::store::embedded::EmbeddedStore;
+    Ok(match (settings, mode) {
+        (StoreSettings::Embedded { path }, StoreOpen::CreateIfMissing) => {
+            Arc::new(EmbeddedStore::open(path)?)
+        }
+        (StoreSettings::Embedded { path }, StoreOpen::Existing) => {
+            Arc::new(EmbeddedStore::open_existing(path)?)
+        }
+        // Shared state: nothing is created locally, and the data is wherever Redis keeps it.
+        (StoreSettings::Redis(r), _) => Arc::new(crate::store::redis::RedisStore::open(r, clock)?),
+    })
+}
+
 /// Everything a request needs.
 pub struct Broker {
     /// Settings.
@@ -152,16 +181,8 @@ impl Broker {
         clock: Arc<dyn Clock>,
         dev: Option<crate::dev::DevState>,
     ) -> Result<Self, StartError> {
-        let store: Arc<dyn Store> = match &settings.store {
-            StoreSettings::Embedded { path } => Arc::new(
-                crate::store::embedded::EmbeddedStore::open(path)
-                    .map_err(|e| format!("store: {e}"))?,
-            ),
-            StoreSettings::Redis(r) => Arc::new(
-                crate::store::redis::RedisStore::open(r, clock.clone())
-                    .map_err(|e| format!("store: {e}"))?,
-            ),
-        };
+        let store = open_store(&settings.store, StoreOpen::CreateIfMissing, clock.clone())
+            .map_err(|e| format!("store: {e}"))?;
         Self::with_store(settings, clock, store, dev)
     }
 

@@ -9,9 +9,11 @@
 //!
 //! Requests flow `http → grants → { core, oauth, crypto, store, policy }`.
 //!
+//! - [`audit`]: audit records (who, for whom, where, what, the decision) and their hash chain:
+//!   `verify` names the first broken record, `export` writes filtered JSON lines. Pure.
 //! - [`app`]: composition root: settings → [`app::Broker`] (store, keyrings, policy, clock),
 //!   reloading of keys and policy.
-//! - [`cli`]: the `lanyard` command line (serve, keys, policy check).
+//! - [`cli`]: the `lanyard` command line (serve, keys, policy check, audit verify/export).
 //! - [`config`]: the operator's versioned TOML → validated [`config::Settings`].
 //! - [`clock`]: time as a parameter; the one place that reads the wall clock.
 //! - [`oauth`]: wire vocabulary: URNs, strict form parsing, the RFC 6749 error type, RFC 8414

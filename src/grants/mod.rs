@@ -106,6 +106,8 @@ pub(crate) struct Trail<'a> {
     pub(crate) human: Option<String>,
     pub(crate) channel: Option<String>,
     pub(crate) resource: Option<String>,
+    /// The just-in-time approval used or asked for: (id, approver).
+    pub(crate) approval: Option<(String, Option<String>)>,
 }
 
 impl<'a> Trail<'a> {
@@ -126,6 +128,7 @@ impl<'a> Trail<'a> {
             human: None,
             channel,
             resource: None,
+            approval: None,
         }
     }
 
@@ -146,6 +149,8 @@ impl<'a> Trail<'a> {
             resource: self.resource.as_deref(),
             actions,
             reason,
+            approver: self.approval.as_ref().and_then(|a| a.1.as_deref()),
+            approval: self.approval.as_ref().map(|a| a.0.as_str()),
             token_id,
             issuer: &self.iss.settings.issuer,
         }

@@ -111,6 +111,8 @@ pub async fn handle(
             reason: "token revoked by its client",
             token_id: Some(&claims.jti),
             issuer: &iss.settings.issuer,
+            approver: None,
+            approval: None,
         },
     )
     .await

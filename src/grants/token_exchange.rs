@@ -505,6 +505,9 @@ pub async fn handle(
         None => None,
     };
     let approval_claim = approval.as_ref().map(approval::ApprovalRecord::claim);
+    trail.approval = approval
+        .as_ref()
+        .map(|a| (a.id.clone(), a.decided_by.clone()));
 
     let ttl = iss
         .settings

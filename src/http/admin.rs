@@ -350,6 +350,8 @@ async fn apply(
                 _ => None,
             },
             issuer: "admin",
+            approver: None,
+            approval: None,
         },
     )
     .await
@@ -692,6 +694,8 @@ async fn decide_approval(
             reason: &reason,
             token_id: None,
             issuer: "admin",
+            approver: Some(&op.sub),
+            approval: Some(&r.id),
         },
     )
     .await

@@ -60,6 +60,9 @@ fn record_key(kind: RecordKind, id: &str) -> String {
 
 impl EmbeddedStore {
     /// Open (or create) the store file. Its directory is created with mode 0700.
+    ///
+    /// One process at a time: if another process holds the file, this fails with
+    /// [`StoreError::InUse`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             use std::os::unix::fs::DirBuilderExt;
@@ -69,8 +72,30 @@ impl EmbeddedStore {
                 .create(dir)
                 .map_err(|e| unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let db = Database::create(path)
-            .map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
+        Self::start(path, Database::create(path))
+    }
+
+    /// Open a store file that must already exist (for tools that read what a server wrote:
+    /// a wrong path is an error, not a new empty store). Fails with [`StoreError::InUse`] while
+    /// another process holds the file.
+    pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(unavailable(format!("{} is not a file", path.display()))),
+            Err(e) => {
+                return Err(unavailable(format!("no store at {}: {e}", path.display())));
+            }
+        }
+        Self::start(path, Database::open(path))
+    }
+
+    fn start(path: &Path, db: Result<Database, redb::DatabaseError>) -> Result<Self, StoreError> {
+        let db = db.map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                StoreError::InUse(path.display().to_string())
+            }
+            e => unavailable(format!("cannot open {}: {e}", path.display())),
+        })?;
         // Create every table up front so that readers never meet a missing one.
         let tx = db.begin_write().map_err(unavailable)?;
         {
@@ -543,6 +568,35 @@ mod tests {
             async move { EmbeddedStore::open(&path).expect("open") }
         })
         .await;
+    }
+
+    #[test]
+    fn a_store_held_by_another_handle_is_reported_in_use() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let _held = EmbeddedStore::open(&path).expect("open");
+        for second in [
+            EmbeddedStore::open(&path),
+            EmbeddedStore::open_existing(&path),
+        ] {
+            match second {
+                Err(StoreError::InUse(p)) => assert_eq!(p, path.display().to_string()),
+                Err(e) => panic!("expected InUse, got {e}"),
+                Ok(_) => panic!("a held store opened twice"),
+            }
+        }
+    }
+
+    #[test]
+    fn open_existing_does_not_create_a_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("missing.redb");
+        match EmbeddedStore::open_existing(&path) {
+            Err(StoreError::Unavailable(m)) => assert!(m.contains("no store at"), "{m}"),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("opened a store that does not exist"),
+        }
+        assert!(!path.exists(), "nothing was created");
     }
 
     #[tokio::test]

@@ -162,6 +162,12 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("store data corrupt: {0}")]
     Corrupt(String),
+    /// The store's file is held by another process (the embedded store allows one process at
+    /// a time: stop the server before `lanyard audit verify|export`).
+    #[error(
+        "{0} is in use by another process (a running lanyard server?); the embedded store can be opened by one process at a time"
+    )]
+    InUse(String),
 }
 
 /// The state contract. See [`contract`] for the executable version.

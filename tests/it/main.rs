@@ -6,6 +6,7 @@ mod support;
 
 mod approvals;
 mod attacks;
+mod audit;
 mod cli;
 mod keys;
 mod redis_store;
