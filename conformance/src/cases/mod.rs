@@ -12,6 +12,8 @@ pub mod c_client_auth;
 pub mod d_token_exchange;
 pub mod e_id_jag;
 pub mod fixture;
+pub mod k_introspection;
+pub mod l_revocation;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -96,6 +98,8 @@ pub fn registry() -> Vec<&'static Case> {
         d_token_exchange::CASES,
         e_id_jag::CASES,
         // Later sections (F..L) go here.
+        k_introspection::CASES,
+        l_revocation::CASES,
         a_discovery::SUMMARY,
         b_hygiene::SUMMARY,
     ]
