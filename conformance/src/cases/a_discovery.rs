@@ -278,16 +278,16 @@ fn a2_revocation_endpoint<'a>(_cx: &'a Ctx, iss: &'a Issuer) -> CaseFuture<'a> {
     check(same_origin_endpoint(iss, "revocation_endpoint"))
 }
 
-/// lanyard advertises introspection and revocation only once they exist (issue 6), so
-/// absence is a skip; when advertised they must live on the issuer's own origin.
+/// Both issuers serve introspection and revocation (sections K and L), so the checklist's
+/// MUST applies: absence fails; the endpoint must live on the issuer's own origin.
 async fn same_origin_endpoint(iss: &Issuer, name: &str) -> CheckResult {
     let meta = match iss.meta() {
         Ok(m) => m,
         Err(skip) => return Ok(skip),
     };
     if !meta.contains_key(name) {
-        return Ok(Outcome::skip(
-            "not advertised: introspection/revocation not implemented yet (issue 6)",
+        return Err(format!(
+            "{name} missing (RFC 8414 §2; checklist line 2 MUST)"
         ));
     }
     let url = endpoint_url(name, meta.get(name))?;

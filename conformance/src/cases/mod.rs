@@ -17,6 +17,8 @@ pub mod g_rejections;
 pub mod h_sender_constraint;
 pub mod i_dpop;
 pub mod j_access_token;
+pub mod k_introspection;
+pub mod l_revocation;
 pub mod leg2;
 
 use std::future::Future;
@@ -106,7 +108,9 @@ pub fn registry() -> Vec<&'static Case> {
         h_sender_constraint::CASES,
         i_dpop::CASES,
         j_access_token::CASES,
-        // Later sections (K, L) go here.
+        k_introspection::CASES,
+        // L118 disables and re-enables an agent: it runs after every other request-making case.
+        l_revocation::CASES,
         a_discovery::SUMMARY,
         b_hygiene::SUMMARY,
     ]
