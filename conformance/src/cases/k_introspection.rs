@@ -144,7 +144,12 @@ impl Scene {
     /// A fresh live token of this issuer for `ask` (its agent authenticating with its own
     /// method); with `dpop`, the issuing request carries a proof by that key, so the token
     /// is bound to it.
-    pub async fn token(&self, cx: &Ctx, ask: &Ask, dpop: Option<&Signer>) -> Result<Live, String> {
+    pub async fn token(
+        &self,
+        cx: &Ctx,
+        ask: &Ask<'_>,
+        dpop: Option<&Signer>,
+    ) -> Result<Live, String> {
         let fx = &self.fx;
         let agent = self.agent(ask.agent)?;
         let id_token = fx.id_token_for(cx, ask).await?;
