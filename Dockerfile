@@ -57,7 +57,7 @@ FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libssl3 \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/* /var/log/apt /var/log/dpkg.log
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/lib/dpkg/*-old /var/log/apt /var/log/dpkg.log
 
 RUN groupadd --system --gid 10001 lanyard \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
