@@ -91,23 +91,25 @@ fn unavailable(e: StoreError) -> OAuthError {
     OAuthError::unavailable("try again later", 1)
 }
 
+fn decode(bytes: Option<Vec<u8>>) -> Result<Option<ApprovalRecord>, OAuthError> {
+    bytes
+        .map(|b| serde_json::from_slice(&b))
+        .transpose()
+        .map_err(|e| unavailable(StoreError::Corrupt(e.to_string())))
+}
+
 /// Read an approval.
 pub async fn load(
     b: &Broker,
     id: &str,
     now: UnixTime,
 ) -> Result<Option<ApprovalRecord>, OAuthError> {
-    let Some(bytes) = b
-        .store
-        .get(RecordKind::Approval, id, now)
-        .await
-        .map_err(unavailable)?
-    else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| unavailable(StoreError::Corrupt(e.to_string())))
+    decode(
+        b.store
+            .get(RecordKind::Approval, id, now)
+            .await
+            .map_err(unavailable)?,
+    )
 }
 
 /// Write (create or replace) an approval.
@@ -126,17 +128,12 @@ pub async fn consume(
     id: &str,
     now: UnixTime,
 ) -> Result<Option<ApprovalRecord>, OAuthError> {
-    let Some(bytes) = b
-        .store
-        .take(RecordKind::Approval, id, now)
-        .await
-        .map_err(unavailable)?
-    else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| unavailable(StoreError::Corrupt(e.to_string())))
+    decode(
+        b.store
+            .take(RecordKind::Approval, id, now)
+            .await
+            .map_err(unavailable)?,
+    )
 }
 
 /// What a new pending approval is about.

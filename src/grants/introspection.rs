@@ -42,12 +42,7 @@ pub async fn handle(
     let now = b.clock.now();
     let active = b.policy.load_full();
     let client = client_auth::authenticate(b, iss, &active, headers, form, now).await?;
-    let token = form
-        .one("token")
-        .ok()
-        .flatten()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| OAuthError::invalid_request("missing token"))?;
+    let token = token_status::token_param(form)?;
     // §2.1: token_type_hint is only a hint; every kind of token is looked up anyway.
     let Some(claims) = token_status::ours(iss, token, now) else {
         return Ok(inactive());

@@ -45,12 +45,7 @@ pub async fn handle(
     let now = b.clock.now();
     let active = b.policy.load_full();
     let client = client_auth::authenticate(b, iss, &active, headers, form, now).await?;
-    let token = form
-        .one("token")
-        .ok()
-        .flatten()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| OAuthError::invalid_request("missing token"))?;
+    let token = token_status::token_param(form)?;
     if let Some(hint) = form.one("token_type_hint").ok().flatten()
         && !KNOWN_HINTS.contains(&hint)
     {

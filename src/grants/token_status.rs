@@ -63,6 +63,16 @@ impl OwnClaims {
     }
 }
 
+/// The `token` parameter of an introspection or revocation request (RFC 7662 §2.1,
+/// RFC 7009 §2.1): required, once, non-empty.
+pub fn token_param(form: &crate::oauth::FormParams) -> Result<&str, crate::oauth::OAuthError> {
+    form.one("token")
+        .ok()
+        .flatten()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| crate::oauth::OAuthError::invalid_request("missing token"))
+}
+
 /// The token `typ` an issuer of `role` signs.
 pub fn typ_of(role: Role) -> Typ {
     match role {
