@@ -334,9 +334,7 @@ pub fn build(addr: SocketAddr, clock: Arc<dyn Clock>) -> Result<(Broker, String)
         leeway: 60,
         log_format: config::LogFormat::Pretty,
         log_level: "info".into(),
-        store: StoreSettings::Embedded {
-            path: dir.path().join("data/lanyard.redb"),
-        },
+        store: dev_store(dir.path())?,
         keys: config::KeySettings {
             dir: dir.path().join("keys"),
             algorithm: SigningAlg::Es256,
@@ -532,6 +530,26 @@ curl -s -i -X POST -H "Authorization: Bearer $ACCESS_TOKEN" \
 }
 
 /// Routes of the dev IdP and the bootstrap document.
+/// Dev mode keeps its state in a throw-away embedded store, or — with `LANYARD_REDIS_URL`
+/// set — in that Redis under a fresh key prefix (to try, and test, the shared-store mode
+/// with nothing else to configure).
+fn dev_store(dir: &std::path::Path) -> Result<StoreSettings, String> {
+    match std::env::var("LANYARD_REDIS_URL") {
+        Ok(url) if !url.is_empty() => {
+            config::check_redis_url(&url).map_err(|e| format!("LANYARD_REDIS_URL: {e}"))?;
+            Ok(StoreSettings::Redis(config::RedisSettings {
+                url: config::RedisUrl::new(url),
+                key_prefix: format!("lanyard-dev-{}:", random_id(6).map_err(|e| e.to_string())?),
+                connect_timeout: Duration::from_secs(1),
+                response_timeout: Duration::from_secs(1),
+            }))
+        }
+        _ => Ok(StoreSettings::Embedded {
+            path: dir.join("data/lanyard.redb"),
+        }),
+    }
+}
+
 /// Where the demo resource server is mounted in dev mode.
 pub const DEV_RS_PATH: &str = "/dev-rs/github";
 
