@@ -114,8 +114,37 @@ impl World {
 #[test]
 fn just_in_time_approval_flow() {
     let f = Flow::start_configured(policy, "[approvals]\napproved_ttl = \"2s\"\n");
-    let w = World { f };
+    jit_flow(&World { f });
+}
 
+/// The same flow with replicas' shared state in Redis, then `lanyard audit verify` on it.
+#[test]
+fn just_in_time_approval_flow_on_redis() {
+    let Some(redis) = crate::support::redis::RedisServer::start() else {
+        return;
+    };
+    let store = format!(
+        "backend = \"redis\"\nurl = \"{}\"\nkey_prefix = \"jit:\"",
+        redis.url()
+    );
+    let f = Flow::start_on_store(policy, Some(&store), "[approvals]\napproved_ttl = \"2s\"\n");
+    let w = World { f };
+    jit_flow(&w);
+    let out = std::process::Command::new(crate::support::lanyard_bin())
+        .args(["audit", "verify", "--config"])
+        .arg(w.f.site.path("lanyard.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("chain intact"), "{text}");
+}
+
+fn jit_flow(w: &World) {
     // Refused without approval, naming a pending approval; asking again while pending
     // names the same one.
     let id = w.ask();

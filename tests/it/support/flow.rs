@@ -27,9 +27,21 @@ impl Flow {
 
     /// As [`Self::start_with`], with extra configuration text appended to `lanyard.toml`.
     pub fn start_configured(policy: impl Fn(&str) -> String, config_extra: &str) -> Self {
+        Self::start_on_store(policy, None, config_extra)
+    }
+
+    /// As [`Self::start_configured`], with the `[store]` table's body given (e.g. Redis).
+    pub fn start_on_store(
+        policy: impl Fn(&str) -> String,
+        store: Option<&str>,
+        config_extra: &str,
+    ) -> Self {
         let idp = TestIdp::start();
         let site = Site::new(&idp.issuer);
-        site.write_config(config_extra);
+        match store {
+            Some(store) => site.write_config_with_store(store, config_extra),
+            None => site.write_config(config_extra),
+        }
         site.write_policy(&policy(&idp.issuer));
         let server = site.start();
         let http = blocking_client();
