@@ -222,14 +222,15 @@ impl Broker {
             .transpose()?;
         let policy = crate::policy::load(&settings.policy_file)
             .map_err(|e| format!("policy {}:\n{e}", settings.policy_file.display()))?;
+        let fetcher = Fetcher::new(Duration::from_secs(5), settings.allow_private_addresses)
+            .map_err(|e| format!("http client: {e}"))?;
         Ok(Self {
             policy_mtime: std::sync::Mutex::new(mtime(&settings.policy_file)),
             settings,
             clock,
             store,
             policy: ArcSwap::from_pointee(ActivePolicy::build(policy, None)),
-            fetcher: Fetcher::new(Duration::from_secs(5))
-                .map_err(|e| format!("http client: {e}"))?,
+            fetcher,
             metrics: Metrics::default(),
             dev,
             idp,

@@ -131,6 +131,19 @@ pub struct RawConfig {
     /// Just-in-time approvals of sensitive actions.
     #[serde(default)]
     pub approvals: RawApprovals,
+    /// Outbound fetches (IdP discovery, JWKS).
+    #[serde(default)]
+    pub outbound: RawOutbound,
+}
+
+/// `[outbound]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbound {
+    /// Allow discovery and JWKS fetches to loopback, private, link-local and other
+    /// non-public addresses. Default `false`: a discovery document cannot point lanyard at
+    /// an internal service. Set it for IdPs inside your network.
+    pub allow_private_addresses: Option<bool>,
 }
 
 /// `[approvals]`
@@ -438,6 +451,8 @@ pub struct Settings {
     pub approval_pending_ttl: Duration,
     /// How long a granted approval stays usable (once).
     pub approval_ttl: Duration,
+    /// Whether outbound fetches may reach non-public addresses.
+    pub allow_private_addresses: bool,
 }
 
 impl Settings {
@@ -880,6 +895,7 @@ fn validate(
         policy_reload_interval,
         approval_pending_ttl,
         approval_ttl,
+        allow_private_addresses: raw.outbound.allow_private_addresses.unwrap_or(false),
     })
 }
 

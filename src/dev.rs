@@ -346,6 +346,8 @@ pub fn build(addr: SocketAddr, clock: Arc<dyn Clock>) -> Result<(Broker, String)
         authorization_server: Some(issuer(Role::AuthorizationServer, "/as", 600)),
         policy_file: dir.path().join("policy.toml"),
         policy_reload_interval: Duration::from_secs(5),
+        // Dev mode's IdP and trusted issuer are this very process on loopback.
+        allow_private_addresses: true,
         approval_pending_ttl: Duration::from_secs(15 * 60),
         approval_ttl: Duration::from_secs(5 * 60),
     };

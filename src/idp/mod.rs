@@ -42,6 +42,62 @@ pub struct Unavailable {
 #[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
+    allow_private: bool,
+}
+
+/// Whether `ip` is outside the public internet: loopback, private (RFC 1918, unique local),
+/// link-local, carrier-grade NAT, unspecified, broadcast, multicast, documentation.
+pub fn is_non_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v) => {
+            let o = v.octets();
+            v.is_loopback()
+                || v.is_private()
+                || v.is_link_local()
+                || v.is_unspecified()
+                || v.is_broadcast()
+                || v.is_multicast()
+                || v.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v) => {
+            if let Some(m) = v.to_ipv4_mapped() {
+                return is_non_public(IpAddr::V4(m));
+            }
+            let s = v.segments();
+            v.is_loopback()
+                || v.is_unspecified()
+                || v.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// DNS resolution that drops non-public addresses (SSRF guard for discovery documents that
+/// point elsewhere).
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| !is_non_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!(
+                    "{host} resolves only to non-public addresses (outbound.allow_private_addresses is off)"
+                )
+                .into());
+            }
+            let it: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(it)
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,20 +105,42 @@ pub struct Fetcher {
 struct FetchError(String);
 
 impl Fetcher {
-    /// A client with no redirects and the given total timeout.
-    pub fn new(timeout: Duration) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
+    /// A client with no redirects and the given total timeout; `allow_private` lets it reach
+    /// loopback and private addresses (otherwise names resolving only to them, and such IP
+    /// literals, are refused).
+    pub fn new(timeout: Duration, allow_private: bool) -> Result<Self, String> {
+        let mut builder = reqwest::Client::builder();
+        if !allow_private {
+            builder = builder.dns_resolver(std::sync::Arc::new(PublicOnly));
+        }
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(3)))
             .user_agent(concat!("lanyard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            allow_private,
+        })
     }
 
     async fn execute(&self, req: HttpRequest) -> Result<HttpResponse, FetchError> {
         let url = req.uri().to_string();
+        // IP literals never reach the resolver: check them here.
+        if !self.allow_private
+            && let Some(ip) = req
+                .uri()
+                .host()
+                .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+                .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+            && is_non_public(ip)
+        {
+            return Err(FetchError(format!(
+                "GET {url}: non-public address refused (outbound.allow_private_addresses is off)"
+            )));
+        }
         let mut resp = self
             .client
             .request(req.method().clone(), &url)
@@ -332,5 +410,34 @@ impl Upstreams {
     /// The party with this issuer.
     pub fn get(&self, issuer: &str) -> Option<&Arc<UpstreamKeys>> {
         self.by_issuer.get(issuer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_non_public;
+
+    #[test]
+    fn non_public_addresses_table() {
+        for (ip, want) in [
+            ("127.0.0.1", true),
+            ("10.1.2.3", true),
+            ("172.16.0.1", true),
+            ("172.32.0.1", false),
+            ("192.168.1.1", true),
+            ("169.254.169.254", true),
+            ("100.64.0.1", true),
+            ("100.128.0.1", false),
+            ("0.1.2.3", true),
+            ("8.8.8.8", false),
+            ("::1", true),
+            ("fd00::1", true),
+            ("fe80::1", true),
+            ("::ffff:127.0.0.1", true),
+            ("::ffff:8.8.8.8", false),
+            ("2001:4860:4860::8888", false),
+        ] {
+            assert_eq!(is_non_public(ip.parse().unwrap()), want, "{ip}");
+        }
     }
 }

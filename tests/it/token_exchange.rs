@@ -135,3 +135,36 @@ fn fails_closed_when_idp_keys_are_unreachable_and_recovers() {
     }
     assert_eq!(status, 200, "issuance resumed without a restart");
 }
+
+/// Issue 9: outbound fetches never reach loopback or private addresses unless the operator
+/// allows it — a discovery document cannot point lanyard at an internal service. Nothing is
+/// issued (503, fail closed).
+#[test]
+fn refuses_to_fetch_idp_keys_from_a_private_address_unless_allowed() {
+    let idp = TestIdp::start();
+    let site = Site::new(&idp.issuer);
+    site.write_config("[outbound]\nallow_private_addresses = false\n");
+    let server = site.start();
+    let http = blocking_client();
+    let t = idp.id_token("alice", "bot-secret-sso");
+    let r = http
+        .post(server.url("/idp/token"))
+        .basic("bot-secret", SECRET)
+        .form(&te_form(&t, &[]))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 503, "{}", r.body);
+    assert_eq!(r.json()["error"], "temporarily_unavailable");
+    // The log reader thread may lag the response a little: poll, bounded.
+    let t0 = std::time::Instant::now();
+    while !server.log_text().contains("non-public address refused")
+        && t0.elapsed() < std::time::Duration::from_secs(5)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        server.log_text().contains("non-public address refused"),
+        "the refusal is logged with its reason:\n{}",
+        server.log_text()
+    );
+}

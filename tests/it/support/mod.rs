@@ -85,6 +85,12 @@ impl Site {
 
     /// Write `lanyard.toml` with `store` as the body of its `[store]` table.
     pub fn write_config_with_store(&self, store: &str, extra: &str) {
+        // The test IdP listens on 127.0.0.1, which production configs refuse by default.
+        let outbound = if extra.contains("[outbound]") {
+            ""
+        } else {
+            "[outbound]\nallow_private_addresses = true\n"
+        };
         let text = format!(
             r#"version = 1
 [server]
@@ -105,7 +111,7 @@ issuer = "{AS_ISSUER}"
 [policy]
 file = "policy.toml"
 reload_interval = "200ms"
-{extra}"#
+{outbound}{extra}"#
         );
         std::fs::write(self.path("lanyard.toml"), text).unwrap();
     }
