@@ -22,6 +22,13 @@
 //!
 //! Reads: `GET /admin/v1/whoami`, `GET /admin/v1/agents` (owner, grants, state),
 //! `GET /admin/v1/revocations` (admins and auditors).
+//!
+//! **Audit query** (admins and auditors): `GET /admin/v1/audit?human=&agent=&channel=
+//! &decision=&since=&until=&after=&limit=` answers `{"records": [...], "next_after": n}`:
+//! matching records oldest first, each with its chain position `seq` and `hash`, exactly as
+//! `lanyard audit export` writes them (same filter, same redaction). `since`/`until` are unix
+//! seconds or RFC 3339 (`since` inclusive, `until` exclusive); `limit` defaults to 100 (at
+//! most 1000); `next_after` is set when more records may match — pass it as `after`.
 
 use std::sync::Arc;
 
@@ -59,6 +66,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/v1/approvals/{id}"),
     ("POST", "/admin/v1/approvals/{id}/approve"),
     ("POST", "/admin/v1/approvals/{id}/deny"),
+    ("GET", "/admin/v1/audit"),
 ];
 
 /// A control-plane role.
@@ -112,6 +120,7 @@ pub fn router(broker: Arc<Broker>) -> Router<Arc<Broker>> {
             (_, "/admin/v1/approvals/{id}") => get(show_approval),
             (_, "/admin/v1/approvals/{id}/approve") => post(approve),
             (_, "/admin/v1/approvals/{id}/deny") => post(deny),
+            (_, "/admin/v1/audit") => get(audit_query),
             _ => get(revocations),
         };
         r = r.route(path, m);
@@ -702,4 +711,78 @@ async fn decide_approval(
     .map_err(|e| unavailable(&e))?;
     tracing::info!(approval = %r.id, by = %op.sub, event, "approval decided");
     Ok(ok(approval_json(&r, now)))
+}
+
+/// Default and largest page of the audit query.
+const AUDIT_PAGE: usize = 100;
+const AUDIT_PAGE_MAX: usize = 1000;
+
+async fn audit_query(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    q: Result<
+        axum::extract::Query<std::collections::HashMap<String, String>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Response, OAuthError> {
+    if op.require(AdminRole::Auditor).is_err() {
+        op.require(AdminRole::Admin)?;
+    }
+    let axum::extract::Query(q) =
+        q.map_err(|_| OAuthError::invalid_request("malformed query string"))?;
+    let text = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
+    let time = |k: &str| -> Result<Option<u64>, OAuthError> {
+        text(k)
+            .map(|v| audit::export::parse_time(&v))
+            .transpose()
+            .map_err(|_| {
+                OAuthError::invalid_request("since and until take RFC 3339 or unix seconds")
+            })
+    };
+    let number = |k: &str| -> Result<Option<u64>, OAuthError> {
+        text(k)
+            .map(|v| v.parse::<u64>())
+            .transpose()
+            .map_err(|_| OAuthError::invalid_request("after and limit take whole numbers"))
+    };
+    let filter = audit::export::Filter {
+        since: time("since")?,
+        until: time("until")?,
+        human: text("human"),
+        agent: text("agent"),
+        channel: text("channel"),
+        decision: text("decision"),
+    };
+    let limit = number("limit")?
+        .map_or(AUDIT_PAGE, |l| usize::try_from(l).unwrap_or(AUDIT_PAGE_MAX))
+        .clamp(1, AUDIT_PAGE_MAX);
+    let mut after = number("after")?.unwrap_or(0);
+    let mut records: Vec<Value> = Vec::new();
+    let mut next_after = None;
+    'pages: loop {
+        let page = b
+            .store
+            .audit_since(after, AUDIT_PAGE_MAX)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if page.is_empty() {
+            break;
+        }
+        for entry in &page {
+            after = entry.seq;
+            let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(&entry.body) else {
+                continue;
+            };
+            if !filter.matches(&record) {
+                continue;
+            }
+            let line = audit::export::line(entry, record);
+            records.push(serde_json::from_str(&line).unwrap_or(Value::Null));
+            if records.len() == limit {
+                next_after = Some(entry.seq);
+                break 'pages;
+            }
+        }
+    }
+    Ok(ok(json!({ "records": records, "next_after": next_after })))
 }
