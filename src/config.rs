@@ -131,6 +131,31 @@ pub struct RawConfig {
     /// Just-in-time approvals of sensitive actions.
     #[serde(default)]
     pub approvals: RawApprovals,
+    /// Runtime grants made by admins or approved access requests.
+    #[serde(default)]
+    pub runtime_grants: RawRuntimeGrants,
+    /// Where the control plane tells humans about access requests.
+    #[serde(default)]
+    pub notifications: RawNotifications,
+}
+
+/// `[runtime_grants]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuntimeGrants {
+    /// Lifetime of a runtime grant when none is asked for. Default `7d`.
+    pub default_ttl: Option<String>,
+    /// Longest lifetime of a runtime grant. Default `30d`.
+    pub max_ttl: Option<String>,
+}
+
+/// `[notifications]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifications {
+    /// An `https` URL (or `http` on a loopback address) that receives a JSON POST for every
+    /// access-request event. Best effort; never delays a request.
+    pub webhook_url: Option<String>,
 }
 
 /// `[approvals]`
@@ -438,6 +463,43 @@ pub struct Settings {
     pub approval_pending_ttl: Duration,
     /// How long a granted approval stays usable (once).
     pub approval_ttl: Duration,
+    /// Access requests, runtime grants and notifications.
+    pub access: AccessSettings,
+}
+
+/// Access requests, runtime grants and notifications.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessSettings {
+    /// Lifetime of a runtime grant when none is asked for.
+    pub runtime_grant_ttl: Duration,
+    /// Longest lifetime of a runtime grant (and of a pending access request).
+    pub runtime_grant_max_ttl: Duration,
+    /// Webhook for access-request events, if any.
+    pub webhook_url: Option<url::Url>,
+}
+
+impl Default for AccessSettings {
+    fn default() -> Self {
+        Self {
+            runtime_grant_ttl: Duration::from_secs(7 * 86_400),
+            runtime_grant_max_ttl: Duration::from_secs(30 * 86_400),
+            webhook_url: None,
+        }
+    }
+}
+
+/// Whether a webhook URL is acceptable: `https`, or `http` to a loopback address.
+pub fn webhook_url_ok(u: &url::Url) -> bool {
+    match u.scheme() {
+        "https" => u.host().is_some(),
+        "http" => match u.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        },
+        _ => false,
+    }
 }
 
 impl Settings {
@@ -857,6 +919,35 @@ fn validate(
         Duration::from_secs(3600),
     );
 
+    let runtime_grant_max_ttl = c.duration(
+        "runtime_grants.max_ttl",
+        raw.runtime_grants.max_ttl.as_deref(),
+        Duration::from_secs(30 * 86_400),
+        Duration::from_secs(60),
+        Duration::from_secs(366 * 86_400),
+    );
+    let runtime_grant_ttl = c.duration(
+        "runtime_grants.default_ttl",
+        raw.runtime_grants.default_ttl.as_deref(),
+        Duration::from_secs(7 * 86_400).min(runtime_grant_max_ttl),
+        Duration::from_secs(60),
+        runtime_grant_max_ttl,
+    );
+    let webhook_url =
+        raw.notifications
+            .webhook_url
+            .as_deref()
+            .and_then(|w| match url::Url::parse(w) {
+                Ok(u) if webhook_url_ok(&u) => Some(u),
+                _ => {
+                    c.push(
+                        "notifications.webhook_url",
+                        "must be an https URL, or http on a loopback address",
+                    );
+                    None
+                }
+            });
+
     if !c.errors.is_empty() {
         return Err(ConfigErrors(c.errors));
     }
@@ -880,6 +971,11 @@ fn validate(
         policy_reload_interval,
         approval_pending_ttl,
         approval_ttl,
+        access: AccessSettings {
+            runtime_grant_ttl,
+            runtime_grant_max_ttl,
+            webhook_url,
+        },
     })
 }
 

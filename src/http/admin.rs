@@ -23,6 +23,19 @@
 //! Reads: `GET /admin/v1/whoami`, `GET /admin/v1/agents` (owner, grants, state),
 //! `GET /admin/v1/revocations` (admins and auditors).
 //!
+//! **Access requests** (see [`crate::grants::access_request`]; any control-plane role
+//! reads, admins and approvers decide): `GET /admin/v1/access-requests?owner=&agent=&status=`,
+//! `GET …/{id}`, `POST …/{id}/approve` `{"expires_in"?, "actions"? (a subset), "reason"?}`
+//! (makes a runtime `extend` grant), `POST …/{id}/deny` `{"reason"?}`.
+//!
+//! **Runtime grants** (admins; see [`crate::grants::runtime`]): time-bound changes to an
+//! agent's channel grant that only narrow or extend within the policy file.
+//! `POST /admin/v1/agents/{id}/runtime-grants` `{"channel", "resource", "actions",
+//! "effect": "extend"|"narrow", "expires_in"?, "reason"?}` (default lifetime
+//! `runtime_grants.default_ttl`, at most `runtime_grants.max_ttl`);
+//! `POST …/runtime-grants/withdraw` `{"grant_id", "reason"?}`;
+//! `GET /admin/v1/runtime-grants?agent=` (admins and auditors).
+//!
 //! **Audit query** (admins and auditors): `GET /admin/v1/audit?human=&agent=&channel=
 //! &decision=&since=&until=&after=&limit=` answers `{"records": [...], "next_after": n}`:
 //! matching records oldest first, each with its chain position `seq` and `hash`, exactly as
@@ -45,6 +58,7 @@ use crate::app::Broker;
 use crate::audit;
 use crate::config::Role;
 use crate::crypto::verify;
+use crate::grants::access_request;
 use crate::grants::approval::{self, ApprovalRecord};
 use crate::grants::{token_exchange, token_status};
 use crate::oauth::{ErrorCode, OAuthError};
@@ -67,6 +81,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/v1/approvals/{id}/approve"),
     ("POST", "/admin/v1/approvals/{id}/deny"),
     ("GET", "/admin/v1/audit"),
+    ("GET", "/admin/v1/access-requests"),
+    ("GET", "/admin/v1/access-requests/{id}"),
+    ("POST", "/admin/v1/access-requests/{id}/approve"),
+    ("POST", "/admin/v1/access-requests/{id}/deny"),
+    ("GET", "/admin/v1/runtime-grants"),
+    ("POST", "/admin/v1/agents/{id}/runtime-grants"),
+    ("POST", "/admin/v1/agents/{id}/runtime-grants/withdraw"),
 ];
 
 /// A control-plane role.
@@ -121,6 +142,13 @@ pub fn router(broker: Arc<Broker>) -> Router<Arc<Broker>> {
             (_, "/admin/v1/approvals/{id}/approve") => post(approve),
             (_, "/admin/v1/approvals/{id}/deny") => post(deny),
             (_, "/admin/v1/audit") => get(audit_query),
+            (_, "/admin/v1/access-requests") => get(list_access_requests),
+            (_, "/admin/v1/access-requests/{id}") => get(show_access_request),
+            (_, "/admin/v1/access-requests/{id}/approve") => post(approve_access_request),
+            (_, "/admin/v1/access-requests/{id}/deny") => post(deny_access_request),
+            (_, "/admin/v1/runtime-grants") => get(list_runtime_grants),
+            (_, "/admin/v1/agents/{id}/runtime-grants") => post(add_runtime_grant),
+            (_, "/admin/v1/agents/{id}/runtime-grants/withdraw") => post(withdraw_runtime_grant),
             _ => get(revocations),
         };
         r = r.route(path, m);
@@ -785,4 +813,267 @@ async fn audit_query(
         }
     }
     Ok(ok(json!({ "records": records, "next_after": next_after })))
+}
+
+fn runtime_grant_json(r: &crate::grants::runtime::RuntimeGrantRecord, now: u64) -> Value {
+    json!({
+        "id": r.id, "agent": r.agent, "channel": r.grant.channel, "resource": r.grant.resource,
+        "actions": r.grant.actions, "effect": r.grant.effect, "expires_at": r.grant.expires_at,
+        "expires_in": r.grant.expires_at.saturating_sub(now), "created_by": r.created_by,
+        "created_at": r.created_at, "reason": r.reason, "access_request": r.access_request,
+    })
+}
+
+async fn list_runtime_grants(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, OAuthError> {
+    if op.require(AdminRole::Admin).is_err() {
+        op.require(AdminRole::Auditor)?;
+    }
+    let now = b.clock.now();
+    let list: Vec<Value> = crate::grants::runtime::list(&b, now)
+        .await?
+        .iter()
+        .filter(|r| q.get("agent").is_none_or(|a| *a == r.agent))
+        .map(|r| runtime_grant_json(r, now))
+        .collect();
+    Ok(ok(json!({ "runtime_grants": list })))
+}
+
+/// Body of `POST /admin/v1/agents/{id}/runtime-grants`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRuntimeGrant {
+    channel: String,
+    resource: String,
+    actions: Vec<String>,
+    effect: crate::core::grant::RuntimeEffect,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn add_runtime_grant(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    op.require(AdminRole::Admin)?;
+    let n: NewRuntimeGrant = serde_json::from_slice(&body).map_err(|_| {
+        OAuthError::invalid_request(
+            "body must be a JSON object with channel, resource, actions and effect",
+        )
+    })?;
+    if b.policy.load().policy.agent(&id).is_none() {
+        return Err(not_found());
+    }
+    let now = b.clock.now();
+    let expires_at = crate::grants::runtime::expiry(&b, n.expires_in, now)?;
+    let reason = n.reason.unwrap_or_else(|| "changed by an admin".into());
+    let r = crate::grants::runtime::create(
+        &b,
+        crate::grants::runtime::New {
+            agent: &id,
+            grant: crate::core::grant::RuntimeGrant {
+                channel: n.channel,
+                resource: n.resource,
+                actions: n.actions,
+                effect: n.effect,
+                expires_at,
+            },
+            by: &op.sub,
+            reason: &reason,
+            access_request: None,
+        },
+        now,
+    )
+    .await?;
+    Ok(crate::http::response::no_store_json(
+        StatusCode::CREATED,
+        runtime_grant_json(&r, now).to_string().into_bytes(),
+    ))
+}
+
+/// Body of `POST /admin/v1/agents/{id}/runtime-grants/withdraw`.
+#[derive(Debug, Deserialize)]
+struct WithdrawRuntimeGrant {
+    grant_id: String,
+}
+
+async fn withdraw_runtime_grant(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    op.require(AdminRole::Admin)?;
+    let w: WithdrawRuntimeGrant = serde_json::from_slice(&body)
+        .map_err(|_| OAuthError::invalid_request("body must be a JSON object with grant_id"))?;
+    let now = b.clock.now();
+    let r = crate::grants::runtime::withdraw(&b, &id, &w.grant_id, &op.sub, now)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request("no such runtime grant").with_status(404))?;
+    Ok(ok(json!({ "withdrawn": runtime_grant_json(&r, now) })))
+}
+
+async fn list_access_requests(
+    State(b): State<Arc<Broker>>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, OAuthError> {
+    // Every control-plane role may read (the authentication layer required one).
+    let now = b.clock.now();
+    let is = |k: &str, v: &str| q.get(k).is_none_or(|w| w == v);
+    let list: Vec<Value> = access_request::list(&b, now)
+        .await?
+        .iter()
+        .map(access_request::AccessRequest::to_json)
+        .filter(|v| {
+            is("owner", v["owner"].as_str().unwrap_or(""))
+                && is("agent", v["agent"].as_str().unwrap_or(""))
+                && is("status", v["status"].as_str().unwrap_or(""))
+        })
+        .collect();
+    Ok(ok(json!({ "access_requests": list })))
+}
+
+async fn show_access_request(
+    State(b): State<Arc<Broker>>,
+    Path(id): Path<String>,
+) -> Result<Response, OAuthError> {
+    let r = access_request::load(&b, &id, b.clock.now())
+        .await?
+        .ok_or_else(no_such_request)?;
+    Ok(ok(r.to_json()))
+}
+
+fn no_such_request() -> OAuthError {
+    OAuthError::invalid_request("no such access request").with_status(404)
+}
+
+/// Body of the access-request decisions.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Decide {
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    actions: Option<Vec<String>>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn approve_access_request(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    decide_access_request(b, op, id, body, true).await
+}
+
+async fn deny_access_request(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    decide_access_request(b, op, id, body, false).await
+}
+
+/// A human admin or approver decides; no agent credential reaches this code.
+async fn decide_access_request(
+    b: Arc<Broker>,
+    op: Operator,
+    id: String,
+    body: axum::body::Bytes,
+    approve: bool,
+) -> Result<Response, OAuthError> {
+    if op.require(AdminRole::Admin).is_err() {
+        op.require(AdminRole::Approver)?;
+    }
+    let d: Decide = if body.iter().all(u8::is_ascii_whitespace) {
+        Decide::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|_| OAuthError::invalid_request("body must be a JSON object"))?
+    };
+    let now = b.clock.now();
+    let pending = access_request::load(&b, &id, now)
+        .await?
+        .ok_or_else(no_such_request)?;
+    if pending.status != access_request::Status::Pending {
+        return Err(
+            OAuthError::invalid_request("this access request was already decided").with_status(409),
+        );
+    }
+    let actions = d.actions.unwrap_or_else(|| pending.actions.clone());
+    if actions.is_empty() || actions.iter().any(|a| !pending.actions.contains(a)) {
+        return Err(OAuthError::invalid_request(
+            "actions must be a non-empty subset of the requested actions",
+        ));
+    }
+    let expires_at = if approve {
+        Some(crate::grants::runtime::expiry(&b, d.expires_in, now)?)
+    } else {
+        None
+    };
+    // Exactly one of concurrent deciders gets the pending request.
+    let mut r = access_request::claim(&b, &id, now)
+        .await?
+        .filter(|r| r.status == access_request::Status::Pending)
+        .ok_or_else(|| {
+            OAuthError::invalid_request("this access request was already decided").with_status(409)
+        })?;
+    r.decided_by = Some(op.sub.clone());
+    r.decided_at = Some(now);
+    r.decision_reason = d.reason;
+    let event = if let Some(expires_at) = expires_at {
+        let made = crate::grants::runtime::create(
+            &b,
+            crate::grants::runtime::New {
+                agent: &r.agent,
+                grant: crate::core::grant::RuntimeGrant {
+                    channel: r.channel.clone(),
+                    resource: r.resource.clone(),
+                    actions: actions.clone(),
+                    effect: crate::core::grant::RuntimeEffect::Extend,
+                    expires_at,
+                },
+                by: &op.sub,
+                reason: &format!("access request {} approved", r.id),
+                access_request: Some(&r.id),
+            },
+            now,
+        )
+        .await;
+        let made = match made {
+            Ok(m) => m,
+            Err(e) => {
+                // Put the request back as it was; the decision did not happen.
+                r.decided_by = None;
+                r.decided_at = None;
+                r.decision_reason = None;
+                access_request::save(&b, &r).await?;
+                return Err(e);
+            }
+        };
+        r.status = access_request::Status::Approved;
+        r.actions = actions;
+        r.runtime_grant = Some(made.id);
+        r.grant_expires_at = Some(expires_at);
+        r.expires_at = r.expires_at.max(expires_at);
+        "access_request_approved"
+    } else {
+        r.status = access_request::Status::Denied;
+        "access_request_denied"
+    };
+    access_request::save(&b, &r).await?;
+    access_request::record(&b, &r, event, Some(&op.sub), now).await?;
+    access_request::notify(&b, event, &r);
+    tracing::info!(request = %r.id, by = %op.sub, event, "access request decided");
+    Ok(ok(r.to_json()))
 }
