@@ -72,6 +72,35 @@ impl World {
         }
     }
 
+    /// The agent files an access request (JSON body, Basic client authentication).
+    fn file(&self, body: Value) -> Resp {
+        self.f
+            .http
+            .post(self.f.server.url("/idp/access-requests"))
+            .basic("bot-secret", SECRET)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    }
+
+    /// The agent polls its request.
+    fn poll(&self, id: &str) -> Value {
+        let r = self
+            .f
+            .http
+            .get(self.f.server.url(&format!("/idp/access-requests/{id}")))
+            .basic("bot-secret", SECRET)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.body);
+        r.json()
+    }
+
+    fn decisions(&self, decision: &str) -> Vec<Value> {
+        self.audit(&format!("agent=bot-secret&decision={decision}"))
+    }
+
     /// A token exchange for alice in `channel`, asking for `scope`.
     fn exchange(&self, channel: &str, scope: &str) -> Resp {
         let t = self.f.idp.id_token("alice", "bot-secret-sso");
@@ -110,7 +139,6 @@ impl World {
     }
 
     /// POST JSON to an admin path as `who` in `groups`.
-    #[allow(dead_code)]
     fn post(&self, who: &str, groups: &[&str], path: &str, body: Value) -> Resp {
         self.f
             .http
@@ -180,4 +208,291 @@ fn audit_query_filters_pages_and_needs_an_auditor() {
     assert_eq!(r.status(), 403, "{}", r.body);
     let r = w.get("dave", &["auditors"], "/admin/v1/audit?since=yesterday");
     assert_eq!(r.status(), 400, "{}", r.body);
+}
+
+/// A one-shot HTTP receiver on 127.0.0.1 for the webhook: every request body it gets.
+fn webhook_sink() -> (String, std::sync::mpsc::Receiver<Value>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let l = line.trim().to_ascii_lowercase();
+                if l.is_empty() {
+                    break;
+                }
+                if let Some(v) = l.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            let _ = reader.read_exact(&mut body);
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
+            if let Ok(v) = serde_json::from_slice(&body)
+                && tx.send(v).is_err()
+            {
+                return;
+            }
+        }
+    });
+    (url, rx)
+}
+
+/// Issue 7: an agent asks for access and cannot grant it to itself; a human decides; the
+/// grant takes effect in both legs within the policy file; the owner and the agent see the
+/// decision; the webhook hears of each step; the audit trail has every step.
+#[test]
+fn access_request_is_filed_by_the_agent_and_decided_by_a_human() {
+    let (hook, events) = webhook_sink();
+    let w = World {
+        f: Flow::start_configured(
+            policy,
+            &format!("[notifications]\nwebhook_url = \"{hook}\"\n"),
+        ),
+    };
+    // The file's grant in OLD has expired: nothing there.
+    assert_eq!(w.exchange(OLD, "issue.comment").status(), 400);
+
+    // Filing needs the agent's own client authentication.
+    let r = w
+        .f
+        .http
+        .post(w.f.server.url("/idp/access-requests"))
+        .header("content-type", "application/json")
+        .body(json!({"channel": OLD, "resource": GITHUB, "actions": ["issue.comment"]}).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401, "{}", r.body);
+    // Beyond the policy file: refused at once, nobody could approve it.
+    let r = w.file(json!({"channel": OLD, "resource": GITHUB, "actions": ["repo.delete"]}));
+    assert_eq!(r.status(), 400, "{}", r.body);
+    let r =
+        w.file(json!({"channel": "slack:T1/C-none", "resource": GITHUB, "actions": ["repo.read"]}));
+    assert_eq!(r.status(), 400, "{}", r.body);
+
+    let r = w.file(json!({
+        "channel": OLD, "resource": GITHUB, "actions": ["issue.comment"],
+        "reason": "triage the backlog",
+    }));
+    assert_eq!(r.status(), 201, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.json()["status"], "pending");
+    assert_eq!(r.json()["owner"], "alice@example.com");
+    assert!(
+        r.json()["status_uri"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/access-requests/{id}"))
+    );
+    let ev = events
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("webhook: filed");
+    assert_eq!(ev["event"], "access_request_filed");
+    assert_eq!(ev["owner"], "alice@example.com");
+    assert_eq!(ev["access_request"]["id"], id.as_str());
+    // A form-encoded request works too.
+    let r =
+        w.f.http
+            .post(w.f.server.url("/idp/access-requests"))
+            .basic("bot-secret", SECRET)
+            .form(&[
+                ("channel", OLD),
+                ("resource", GITHUB),
+                ("actions", "repo.read issue.comment"),
+            ])
+            .send()
+            .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.body);
+    let id2 = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.json()["actions"], json!(["repo.read", "issue.comment"]));
+    let _ = events
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("webhook: filed");
+    assert_eq!(w.poll(&id)["status"], "pending");
+
+    // The agent cannot approve its own request, with any of its credentials.
+    let approve = format!("/admin/v1/access-requests/{id}/approve");
+    let r =
+        w.f.http
+            .post(w.f.server.url(&approve))
+            .basic("bot-secret", SECRET)
+            .send()
+            .unwrap();
+    assert_eq!(r.status(), 401, "{}", r.body);
+    let agent_id_token = w.f.idp.id_token("alice", "bot-secret-sso");
+    let r =
+        w.f.http
+            .post(w.f.server.url(&approve))
+            .header("authorization", &format!("Bearer {agent_id_token}"))
+            .send()
+            .unwrap();
+    assert_eq!(r.status(), 401, "{}", r.body);
+    // Nor can an auditor.
+    assert_eq!(
+        w.post("dave", &["auditors"], &approve, json!({})).status(),
+        403
+    );
+    // The owner sees it waiting.
+    let r = w.get(
+        "dave",
+        &["auditors"],
+        "/admin/v1/access-requests?owner=alice@example.com&status=pending",
+    );
+    assert_eq!(r.status(), 200, "{}", r.body);
+    let mut ids: Vec<String> = r.json()["access_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    let mut want = vec![id.clone(), id2.clone()];
+    want.sort();
+    assert_eq!(ids, want);
+    // Actions beyond the request cannot be approved.
+    let r = w.post(
+        "carol",
+        &["lanyard-admins"],
+        &approve,
+        json!({"actions": ["repo.read"]}),
+    );
+    assert_eq!(r.status(), 400, "{}", r.body);
+    let r = w.post(
+        "carol",
+        &["lanyard-admins"],
+        &approve,
+        json!({"expires_in": 999_999_999}),
+    );
+    assert_eq!(r.status(), 400, "{}", r.body);
+
+    // An admin approves: the grant takes effect in both legs, for what was asked only.
+    let r = w.post(
+        "carol",
+        &["lanyard-admins"],
+        &approve,
+        json!({"expires_in": 3600, "reason": "ok for a week"}),
+    );
+    assert_eq!(r.status(), 200, "{}", r.body);
+    assert_eq!(r.json()["status"], "approved");
+    assert!(r.json()["runtime_grant"].is_string());
+    let r = w.exchange(OLD, "issue.comment");
+    assert_eq!(r.status(), 200, "{}", r.body);
+    assert_eq!(r.json()["scope"], "issue.comment");
+    let r = w.f.redeem(r.json()["access_token"].as_str().unwrap(), &[]);
+    assert_eq!(r.status(), 200, "{}", r.body);
+    assert_eq!(r.json()["scope"], "issue.comment");
+    assert_eq!(
+        w.exchange(OLD, "repo.read").status(),
+        400,
+        "not asked, not granted"
+    );
+    // Deciding twice is refused.
+    assert_eq!(
+        w.post("carol", &["lanyard-admins"], &approve, json!({}))
+            .status(),
+        409
+    );
+
+    // The agent and its owner see the decision; so does the webhook.
+    let seen = w.poll(&id);
+    assert_eq!(seen["status"], "approved");
+    assert_eq!(seen["decided_by"], "carol");
+    let r = w.get(
+        "dave",
+        &["auditors"],
+        "/admin/v1/access-requests?owner=alice@example.com&status=approved",
+    );
+    assert_eq!(r.json()["access_requests"][0]["id"], id.as_str());
+    let ev = events
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("webhook: approved");
+    assert_eq!(ev["event"], "access_request_approved");
+
+    // An approver denies the other one.
+    let r = w.post(
+        "erin",
+        &["leads"],
+        &format!("/admin/v1/access-requests/{id2}/deny"),
+        json!({"reason": "no"}),
+    );
+    assert_eq!(r.status(), 200, "{}", r.body);
+    assert_eq!(w.poll(&id2)["status"], "denied");
+    assert_eq!(w.exchange(OLD, "repo.read").status(), 400);
+    let ev = events
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("webhook: denied");
+    assert_eq!(ev["event"], "access_request_denied");
+
+    // Every step is in the audit trail.
+    assert_eq!(w.decisions("access_request_filed").len(), 2);
+    let approved = w.decisions("access_request_approved");
+    assert_eq!(approved.len(), 1);
+    assert_eq!(approved[0]["approver"], "carol");
+    assert_eq!(approved[0]["human"], "alice@example.com");
+    assert_eq!(approved[0]["channel"], OLD);
+    assert_eq!(w.decisions("runtime_grant_extended").len(), 1);
+    assert_eq!(w.decisions("access_request_denied").len(), 1);
+}
+
+/// Admins narrow a live channel grant at runtime and withdraw the change; nothing they add at
+/// runtime goes beyond the policy file.
+#[test]
+fn runtime_grants_narrow_and_extend_only_within_the_policy_file() {
+    let w = World::start();
+    let add = "/admin/v1/agents/bot-secret/runtime-grants";
+    let admin = ["lanyard-admins"];
+    assert_eq!(w.exchange(CHANNEL, "repo.read").status(), 200);
+    let r = w.post("carol", &admin, add, json!({
+        "channel": CHANNEL, "resource": GITHUB, "actions": ["issue.comment"], "effect": "narrow",
+        "expires_in": 600, "reason": "incident",
+    }));
+    assert_eq!(r.status(), 201, "{}", r.body);
+    let grant = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(w.exchange(CHANNEL, "repo.read").status(), 400);
+    assert_eq!(w.exchange(CHANNEL, "issue.comment").status(), 200);
+    let r = w.get(
+        "dave",
+        &["auditors"],
+        "/admin/v1/runtime-grants?agent=bot-secret",
+    );
+    assert_eq!(r.json()["runtime_grants"][0]["id"], grant.as_str());
+    // Auditors cannot change grants.
+    let r = w.post("dave", &["auditors"], add, json!({}));
+    assert_eq!(r.status(), 403, "{}", r.body);
+    // Beyond the file: refused.
+    for body in [
+        json!({"channel": CHANNEL, "resource": GITHUB, "actions": ["repo.delete"], "effect": "extend"}),
+        json!({"channel": "slack:T1/C-none", "resource": GITHUB, "actions": ["repo.read"], "effect": "extend"}),
+        json!({"channel": OLD, "resource": GITHUB, "actions": ["repo.read"], "effect": "extend", "expires_in": 999_999_999}),
+    ] {
+        let r = w.post("carol", &admin, add, body.clone());
+        assert_eq!(r.status(), 400, "{body}: {}", r.body);
+    }
+    // Withdrawn: the file's grant applies again.
+    let r = w.post(
+        "carol",
+        &admin,
+        &format!("{add}/withdraw"),
+        json!({"grant_id": grant}),
+    );
+    assert_eq!(r.status(), 200, "{}", r.body);
+    assert_eq!(w.exchange(CHANNEL, "repo.read").status(), 200);
+    let r = w.post(
+        "carol",
+        &admin,
+        &format!("{add}/withdraw"),
+        json!({"grant_id": grant}),
+    );
+    assert_eq!(r.status(), 404, "{}", r.body);
+    assert_eq!(w.decisions("runtime_grant_narrowed").len(), 1);
+    assert_eq!(w.decisions("runtime_grant_withdrawn").len(), 1);
 }
