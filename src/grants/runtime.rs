@@ -245,7 +245,7 @@ async fn record(
         },
     )
     .await
-    .map_err(|e| unavailable(e))
+    .map_err(unavailable)
 }
 
 #[cfg(test)]
