@@ -1151,6 +1151,36 @@ mod tests {
         None
     }
 
+    #[test]
+    fn runtime_grant_lifetimes_and_webhook_are_checked() {
+        let base = include_str!("../lanyard.example.toml");
+        let s = parse(base, Path::new("/etc/lanyard"), &no_env).expect("example config is valid");
+        assert_eq!(s.access.runtime_grant_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            s.access.runtime_grant_max_ttl,
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(s.access.webhook_url, None);
+        let with = |hook: &str| {
+            let text = base.replace(
+                "# webhook_url = \"https://hooks.example.com/lanyard\"",
+                &format!("webhook_url = \"{hook}\""),
+            );
+            parse(&text, Path::new("/etc/lanyard"), &no_env).map(|s| s.access.webhook_url)
+        };
+        assert!(with("https://hooks.example.com/x").is_ok_and(|u| u.is_some()));
+        assert!(with("http://127.0.0.1:9/x").is_ok_and(|u| u.is_some()));
+        assert!(with("http://localhost:9/x").is_ok_and(|u| u.is_some()));
+        let e = with("http://hooks.example.com/x").expect_err("plain http off loopback");
+        assert!(e.0.iter().any(|e| e.field == "notifications.webhook_url"));
+        assert!(with("ftp://127.0.0.1/x").is_err());
+        let long = base.replace("default_ttl = \"7d\"", "default_ttl = \"60d\"");
+        assert!(
+            parse(&long, Path::new("/etc/lanyard"), &no_env).is_err(),
+            "default above max"
+        );
+    }
+
     /// The shipped example must stay valid: operators copy it.
     #[test]
     fn example_config_parses() {
