@@ -20,7 +20,8 @@
 //! - `POST /admin/v1/tokens/revoke` `{"token"}` (an ID-JAG or access token lanyard issued)
 //!   or `{"jti"}`: that token is dead.
 //!
-//! Reads: `GET /admin/v1/whoami`, `GET /admin/v1/agents` (owner, grants, state),
+//! Reads: `GET /admin/v1/whoami`, `GET /admin/v1/agents` (owner, grants, live runtime
+//! grants, state),
 //! `GET /admin/v1/revocations` (admins and auditors).
 //!
 //! **Access requests** (see [`crate::grants::access_request`]; any control-plane role
@@ -282,6 +283,7 @@ async fn agents(
     }
     let now = b.clock.now();
     let active = b.policy.load_full();
+    let runtime = crate::grants::runtime::list(&b, now).await?;
     let mut out = Vec::new();
     for a in active.policy.agents() {
         let revoked = b
@@ -331,6 +333,11 @@ async fn agents(
             "max_ttl": a.max_ttl.as_secs(),
             "direct_grants": a.grants.iter().map(|g| json!({"resource": g.resource, "actions": g.actions})).collect::<Vec<_>>(),
             "channel_grants": channels,
+            "runtime_grants": runtime
+                .iter()
+                .filter(|r| r.agent == a.id)
+                .map(|r| runtime_grant_json(r, now))
+                .collect::<Vec<_>>(),
         }));
     }
     Ok(ok(json!({ "agents": out })))

@@ -465,6 +465,15 @@ fn runtime_grants_narrow_and_extend_only_within_the_policy_file() {
         "/admin/v1/runtime-grants?agent=bot-secret",
     );
     assert_eq!(r.json()["runtime_grants"][0]["id"], grant.as_str());
+    let r = w.get("carol", &admin, "/admin/v1/agents");
+    assert_eq!(r.status(), 200, "{}", r.body);
+    let bot = &r.json()["agents"][0];
+    assert_eq!(bot["id"], "bot-secret");
+    assert_eq!(bot["runtime_grants"][0]["effect"], "narrow");
+    assert_eq!(
+        bot["runtime_grants"][0]["actions"],
+        json!(["issue.comment"])
+    );
     // Auditors cannot change grants.
     let r = w.post("dave", &["auditors"], add, json!({}));
     assert_eq!(r.status(), 403, "{}", r.body);
