@@ -5,8 +5,9 @@
 use serde_json::{Value, json};
 
 use crate::support::flow::Flow;
-use crate::support::reqwest::Resp;
-use crate::support::{AS_ISSUER, SECRET, sha256_hex, te_form};
+use crate::support::redis::RedisServer;
+use crate::support::reqwest::{Resp, blocking_client};
+use crate::support::{AS_ISSUER, IDP_ISSUER, SECRET, Site, idp::TestIdp, now, sha256_hex, te_form};
 
 const GITHUB: &str = "https://mcp.github.example/";
 const CHANNEL: &str = "slack:T1/C-eng";
@@ -504,4 +505,79 @@ fn runtime_grants_narrow_and_extend_only_within_the_policy_file() {
     assert_eq!(r.status(), 404, "{}", r.body);
     assert_eq!(w.decisions("runtime_grant_narrowed").len(), 1);
     assert_eq!(w.decisions("runtime_grant_withdrawn").len(), 1);
+}
+
+/// Redis mode, two replicas on one Redis: the agent files at one, a human approves at the
+/// other, and both honour the runtime grant; the agent sees the decision at either.
+#[test]
+fn access_requests_and_runtime_grants_are_shared_by_replicas_on_redis() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let idp = TestIdp::start();
+    let site = Site::new(&idp.issuer);
+    let ring = lanyard::crypto::Keyring::load(&site.path("keys/idp"), 600).unwrap();
+    std::fs::write(
+        site.path("idp-role.jwks.json"),
+        ring.jwks(now()).to_string(),
+    )
+    .unwrap();
+    site.write_policy(&format!(
+        "{}\n[[trusted_issuer]]\nissuer = \"{IDP_ISSUER}\"\nalgorithms = [\"ES256\"]\njwks_file = \"idp-role.jwks.json\"\n",
+        policy(&idp.issuer)
+    ));
+    site.write_config_with_store(
+        &format!(
+            "backend = \"redis\"\nurl = \"{}\"\nkey_prefix = \"access:\"\nconnect_timeout = \"500ms\"\nresponse_timeout = \"500ms\"",
+            redis.url()
+        ),
+        "",
+    );
+    let other = site.start();
+    let w = World {
+        f: Flow {
+            server: site.start(),
+            idp,
+            site,
+            http: blocking_client(),
+        },
+    };
+    assert_eq!(w.exchange(OLD, "issue.comment").status(), 400);
+    let r = w.file(json!({"channel": OLD, "resource": GITHUB, "actions": ["issue.comment"]}));
+    assert_eq!(r.status(), 201, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+
+    // Approved at the other replica.
+    let admin = w.token("carol", &["lanyard-admins"]);
+    let r =
+        w.f.http
+            .post(other.url(&format!("/admin/v1/access-requests/{id}/approve")))
+            .header("authorization", &format!("Bearer {admin}"))
+            .send()
+            .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.body);
+
+    // In force at the first; leg 2 at the other; the agent sees it at the other.
+    let r = w.exchange(OLD, "issue.comment");
+    assert_eq!(r.status(), 200, "{}", r.body);
+    let r =
+        w.f.http
+            .post(other.url("/as/token"))
+            .basic("bot-secret", SECRET)
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", r.json()["access_token"].as_str().unwrap()),
+            ])
+            .send()
+            .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.body);
+    assert_eq!(r.json()["scope"], "issue.comment");
+    let r =
+        w.f.http
+            .get(other.url(&format!("/idp/access-requests/{id}")))
+            .basic("bot-secret", SECRET)
+            .send()
+            .unwrap();
+    assert_eq!(r.json()["status"], "approved", "{}", r.body);
+    assert_eq!(w.decisions("access_request_approved").len(), 1);
 }
