@@ -177,7 +177,15 @@ fn audit_query_filters_pages_and_needs_an_auditor() {
         assert!(r["seq"].as_u64().unwrap() > 0);
         assert_eq!(r["hash"].as_str().unwrap().len(), 64);
     }
-    let denied = w.audit(&format!("decision=denied&channel={}", "slack:T1/C-old"));
+    // A denial's record is written in the background: poll (bounded) until it is there.
+    let t0 = std::time::Instant::now();
+    let denied = loop {
+        let d = w.audit(&format!("decision=denied&channel={OLD}"));
+        if !d.is_empty() || t0.elapsed() > std::time::Duration::from_secs(10) {
+            break d;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert_eq!(denied.len(), 1, "{denied:?}");
     assert_eq!(denied[0]["channel"], OLD);
     assert!(w.audit("human=nobody").is_empty());
