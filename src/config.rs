@@ -134,6 +134,12 @@ pub struct RawConfig {
     /// Outbound fetches (IdP discovery, JWKS).
     #[serde(default)]
     pub outbound: RawOutbound,
+    /// Runtime grants made by admins or approved access requests.
+    #[serde(default)]
+    pub runtime_grants: RawRuntimeGrants,
+    /// Where the control plane tells humans about access requests.
+    #[serde(default)]
+    pub notifications: RawNotifications,
 }
 
 /// `[outbound]`
@@ -144,6 +150,25 @@ pub struct RawOutbound {
     /// non-public addresses. Default `false`: a discovery document cannot point lanyard at
     /// an internal service. Set it for IdPs inside your network.
     pub allow_private_addresses: Option<bool>,
+}
+
+/// `[runtime_grants]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuntimeGrants {
+    /// Lifetime of a runtime grant when none is asked for. Default `7d`.
+    pub default_ttl: Option<String>,
+    /// Longest lifetime of a runtime grant. Default `30d`.
+    pub max_ttl: Option<String>,
+}
+
+/// `[notifications]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifications {
+    /// An `https` URL (or `http` on a loopback address) that receives a JSON POST for every
+    /// access-request event. Best effort; never delays a request.
+    pub webhook_url: Option<String>,
 }
 
 /// `[approvals]`
@@ -453,6 +478,43 @@ pub struct Settings {
     pub approval_ttl: Duration,
     /// Whether outbound fetches may reach non-public addresses.
     pub allow_private_addresses: bool,
+    /// Access requests, runtime grants and notifications.
+    pub access: AccessSettings,
+}
+
+/// Access requests, runtime grants and notifications.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessSettings {
+    /// Lifetime of a runtime grant when none is asked for.
+    pub runtime_grant_ttl: Duration,
+    /// Longest lifetime of a runtime grant (and of a pending access request).
+    pub runtime_grant_max_ttl: Duration,
+    /// Webhook for access-request events, if any.
+    pub webhook_url: Option<url::Url>,
+}
+
+impl Default for AccessSettings {
+    fn default() -> Self {
+        Self {
+            runtime_grant_ttl: Duration::from_secs(7 * 86_400),
+            runtime_grant_max_ttl: Duration::from_secs(30 * 86_400),
+            webhook_url: None,
+        }
+    }
+}
+
+/// Whether a webhook URL is acceptable: `https`, or `http` to a loopback address.
+pub fn webhook_url_ok(u: &url::Url) -> bool {
+    match u.scheme() {
+        "https" => u.host().is_some(),
+        "http" => match u.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        },
+        _ => false,
+    }
 }
 
 impl Settings {
@@ -872,6 +934,35 @@ fn validate(
         Duration::from_secs(3600),
     );
 
+    let runtime_grant_max_ttl = c.duration(
+        "runtime_grants.max_ttl",
+        raw.runtime_grants.max_ttl.as_deref(),
+        Duration::from_secs(30 * 86_400),
+        Duration::from_secs(60),
+        Duration::from_secs(366 * 86_400),
+    );
+    let runtime_grant_ttl = c.duration(
+        "runtime_grants.default_ttl",
+        raw.runtime_grants.default_ttl.as_deref(),
+        Duration::from_secs(7 * 86_400).min(runtime_grant_max_ttl),
+        Duration::from_secs(60),
+        runtime_grant_max_ttl,
+    );
+    let webhook_url =
+        raw.notifications
+            .webhook_url
+            .as_deref()
+            .and_then(|w| match url::Url::parse(w) {
+                Ok(u) if webhook_url_ok(&u) => Some(u),
+                _ => {
+                    c.push(
+                        "notifications.webhook_url",
+                        "must be an https URL, or http on a loopback address",
+                    );
+                    None
+                }
+            });
+
     if !c.errors.is_empty() {
         return Err(ConfigErrors(c.errors));
     }
@@ -896,6 +987,11 @@ fn validate(
         approval_pending_ttl,
         approval_ttl,
         allow_private_addresses: raw.outbound.allow_private_addresses.unwrap_or(false),
+        access: AccessSettings {
+            runtime_grant_ttl,
+            runtime_grant_max_ttl,
+            webhook_url,
+        },
     })
 }
 
@@ -1069,6 +1165,36 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn runtime_grant_lifetimes_and_webhook_are_checked() {
+        let base = include_str!("../lanyard.example.toml");
+        let s = parse(base, Path::new("/etc/lanyard"), &no_env).expect("example config is valid");
+        assert_eq!(s.access.runtime_grant_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            s.access.runtime_grant_max_ttl,
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(s.access.webhook_url, None);
+        let with = |hook: &str| {
+            let text = base.replace(
+                "# webhook_url = \"https://hooks.example.com/lanyard\"",
+                &format!("webhook_url = \"{hook}\""),
+            );
+            parse(&text, Path::new("/etc/lanyard"), &no_env).map(|s| s.access.webhook_url)
+        };
+        assert!(with("https://hooks.example.com/x").is_ok_and(|u| u.is_some()));
+        assert!(with("http://127.0.0.1:9/x").is_ok_and(|u| u.is_some()));
+        assert!(with("http://localhost:9/x").is_ok_and(|u| u.is_some()));
+        let e = with("http://hooks.example.com/x").expect_err("plain http off loopback");
+        assert!(e.0.iter().any(|e| e.field == "notifications.webhook_url"));
+        assert!(with("ftp://127.0.0.1/x").is_err());
+        let long = base.replace("default_ttl = \"7d\"", "default_ttl = \"60d\"");
+        assert!(
+            parse(&long, Path::new("/etc/lanyard"), &no_env).is_err(),
+            "default above max"
+        );
     }
 
     /// The shipped example must stay valid: operators copy it.

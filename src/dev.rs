@@ -350,6 +350,7 @@ pub fn build(addr: SocketAddr, clock: Arc<dyn Clock>) -> Result<(Broker, String)
         allow_private_addresses: true,
         approval_pending_ttl: Duration::from_secs(15 * 60),
         approval_ttl: Duration::from_secs(5 * 60),
+        access: config::AccessSettings::default(),
     };
     for i in settings.issuers() {
         keyring::generate(

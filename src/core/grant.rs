@@ -4,9 +4,26 @@
 //! Pure: a policy snapshot, the verified human, the request and `now` in; a [`Decision`] or
 //! a [`Rejection`] out. A channel member without access to a resource gets nothing for it
 //! through an agent — the agent never does what the human could not (no confused deputy).
+//!
+//! **Runtime grants** ([`RuntimeGrant`], made by an admin or by an approved access request,
+//! kept in the store) move an agent's channel grant only *within* the human-owned policy file
+//! ([`channel_actions`]):
+//! - `extend` makes actions of the policy's channel grants for that agent, channel and
+//!   resource apply although the file's grant has expired, until the runtime grant expires
+//!   (its lifetime is capped by configuration). It can add no action that no channel grant
+//!   in the file names for that agent, channel and resource.
+//! - `narrow` restricts the agent, in that channel on that resource, to a subset of actions
+//!   until it expires (several narrow grants intersect).
+//!
+//! Everything else still applies on top: the human's entitlement, the `never` list,
+//! just-in-time approval marks (taken from every file grant, expired or not), and the kill
+//! switches (a withdrawn channel grant stays withdrawn). Direct (channel-less) grants are not
+//! affected.
+
+use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
-use crate::policy::{Agent, HumanMatch, Policy, Resource};
+use crate::policy::{Agent, Channel, HumanMatch, Policy, Resource};
 
 use super::Rejection;
 
@@ -42,6 +59,101 @@ pub struct Asked<'a> {
     pub details: Option<Vec<&'a str>>,
     /// Actions a valid just-in-time approval for this very request covers.
     pub approved: Vec<&'a str>,
+    /// The agent's live runtime grants (any channel; the decision picks what applies).
+    pub runtime: &'a [RuntimeGrant],
+}
+
+/// What a runtime grant does to the policy's channel grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeEffect {
+    /// Keeps (or makes again) these of the file's actions applying past the file's expiry.
+    Extend,
+    /// Restricts the agent to these actions.
+    Narrow,
+}
+
+/// A time-bound change to one agent's channel grant, made at runtime by a human.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeGrant {
+    /// The channel.
+    pub channel: String,
+    /// The resource.
+    pub resource: String,
+    /// The actions it extends or narrows to.
+    pub actions: Vec<String>,
+    /// What it does.
+    pub effect: RuntimeEffect,
+    /// When it stops applying (unix seconds).
+    pub expires_at: UnixTime,
+}
+
+impl RuntimeGrant {
+    fn applies(&self, channel: &str, resource: &str, now: UnixTime) -> bool {
+        self.channel == channel && self.resource == resource && now < self.expires_at
+    }
+}
+
+/// The agent's side of a channel decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelActions<'p> {
+    /// What the agent may do there, before the human's side.
+    pub actions: Vec<&'p str>,
+    /// Which of those need a just-in-time approval.
+    pub approval_actions: Vec<&'p str>,
+    /// Who may approve them.
+    pub approvers: Vec<String>,
+}
+
+/// The actions the file's channel grants give `agent` in `ch` on `resource` at `now`, with
+/// its runtime grants applied (see the module documentation for the rule). Never an action
+/// that no grant of the file names for that agent, channel and resource.
+pub fn channel_actions<'p>(
+    ch: &'p Channel,
+    agent: &str,
+    resource: &str,
+    runtime: &[RuntimeGrant],
+    now: UnixTime,
+) -> ChannelActions<'p> {
+    let grants: Vec<_> = ch
+        .grants
+        .iter()
+        .filter(|g| g.agent == agent && g.resource == resource)
+        .collect();
+    let live = runtime.iter().filter(|r| r.applies(&ch.id, resource, now));
+    let extended: Vec<&str> = live
+        .clone()
+        .filter(|r| r.effect == RuntimeEffect::Extend)
+        .flat_map(|r| r.actions.iter().map(String::as_str))
+        .collect();
+    let narrowed: Vec<&RuntimeGrant> = live.filter(|r| r.effect == RuntimeEffect::Narrow).collect();
+    let mut out = ChannelActions::default();
+    for g in &grants {
+        for a in &g.actions {
+            let allowed = (!g.is_expired_at(now) || extended.contains(&a.as_str()))
+                && narrowed.iter().all(|n| n.actions.contains(a));
+            if allowed && !out.actions.contains(&a.as_str()) {
+                out.actions.push(a);
+            }
+        }
+    }
+    // Approval marks hold whichever grant an action came through.
+    for g in &grants {
+        for a in out.actions.iter().filter(|a| g.needs_approval(a)) {
+            if !out.approval_actions.contains(a) {
+                out.approval_actions.push(a);
+            }
+        }
+        if let Some(ap) = &g.approval {
+            for who in &ap.approvers {
+                let who = who.to_string();
+                if !out.approvers.contains(&who) {
+                    out.approvers.push(who);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The outcome.
@@ -82,26 +194,10 @@ pub fn decide(
             {
                 return Err(Rejection::Denied("human is not a member of the channel"));
             }
-            for g in ch
-                .grants_for(&agent.id)
-                .filter(|g| g.resource == resource.uri && !g.is_expired_at(now))
-            {
-                agent_actions.extend(g.actions.iter().map(String::as_str));
-                approval_actions.extend(
-                    g.actions
-                        .iter()
-                        .filter(|a| g.needs_approval(a))
-                        .map(String::as_str),
-                );
-                if let Some(ap) = &g.approval {
-                    for who in &ap.approvers {
-                        let who = who.to_string();
-                        if !approvers.contains(&who) {
-                            approvers.push(who);
-                        }
-                    }
-                }
-            }
+            let c = channel_actions(ch, &agent.id, &resource.uri, asked.runtime, now);
+            agent_actions = c.actions;
+            approval_actions = c.approval_actions;
+            approvers = c.approvers;
         }
         None => {
             for g in agent.grants.iter().filter(|g| g.resource == resource.uri) {
@@ -172,6 +268,8 @@ pub struct RsAsked<'a> {
     pub requested: Option<&'a [&'a str]>,
     /// Actions the ID-JAG's just-in-time approval covers.
     pub approved: &'a [&'a str],
+    /// The agent's live runtime grants.
+    pub runtime: &'a [RuntimeGrant],
 }
 
 /// What the resource AS grants on `resource` (ID-JAG §4.4, MCP EMA §7.2.1): the request ∩
@@ -191,6 +289,7 @@ pub fn decide_resource_server(
         from_id_jag,
         requested,
         approved,
+        runtime,
     } = *ask;
     let mut agent_actions: Vec<&str> = Vec::new();
     let mut approval_actions: Vec<&str> = Vec::new();
@@ -199,18 +298,9 @@ pub fn decide_resource_server(
             let ch = policy
                 .channel(id)
                 .ok_or(Rejection::Denied("unknown channel"))?;
-            for g in ch
-                .grants_for(&agent.id)
-                .filter(|g| g.resource == resource.uri && !g.is_expired_at(now))
-            {
-                agent_actions.extend(g.actions.iter().map(String::as_str));
-                approval_actions.extend(
-                    g.actions
-                        .iter()
-                        .filter(|a| g.needs_approval(a))
-                        .map(String::as_str),
-                );
-            }
+            let c = channel_actions(ch, &agent.id, &resource.uri, runtime, now);
+            agent_actions = c.actions;
+            approval_actions = c.approval_actions;
         }
         None => {
             for g in agent.grants.iter().filter(|g| g.resource == resource.uri) {
@@ -340,6 +430,7 @@ actions = ["repo.read"]
             scope: scope.map(|s| s.split(' ').collect()),
             details: None,
             approved: Vec::new(),
+            runtime: &[],
         };
         decide(&p, &agent, h, &res, &asked, NOW).map(|d| d.actions)
     }
@@ -410,6 +501,7 @@ actions = ["repo.read"]
             scope: Some(vec!["pull_request.create"]),
             details: None,
             approved: Vec::new(),
+            runtime: &[],
         };
         let d = decide(&p, &agent, &alice, &res, &asked, NOW).expect("decision");
         assert!(d.actions.is_empty());
@@ -449,6 +541,7 @@ actions = ["repo.read"]
                 from_id_jag: idjag,
                 requested: req,
                 approved: &[],
+                runtime: &[],
             };
             decide_resource_server(&p, &agent, &res, &ask, NOW).map(|d| d.actions)
         };
@@ -491,5 +584,166 @@ actions = ["repo.read"]
             run(&alice, Some("open"), Some("admin")),
             Err(Rejection::Scope)
         );
+    }
+
+    fn rg(
+        channel: &str,
+        actions: &[&str],
+        effect: RuntimeEffect,
+        expires_at: UnixTime,
+    ) -> RuntimeGrant {
+        RuntimeGrant {
+            channel: channel.into(),
+            resource: GH.into(),
+            actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+            effect,
+            expires_at,
+        }
+    }
+
+    /// Runtime grants move within the file only: a table of (runtime grants, channel, what
+    /// the agent gets before the human's side).
+    #[test]
+    fn runtime_grants_only_narrow_or_extend_within_the_policy_file() {
+        use RuntimeEffect::{Extend, Narrow};
+        let p = policy();
+        let later = NOW + 60;
+        let cases: Vec<(&str, Vec<RuntimeGrant>, &str, Vec<&str>)> = vec![
+            (
+                "no runtime grant",
+                vec![],
+                "open",
+                vec!["repo.read", "issue.comment"],
+            ),
+            ("expired file grant, nothing", vec![], "expired", vec![]),
+            (
+                "extend re-enables an expired file grant",
+                vec![rg("expired", &["repo.read"], Extend, later)],
+                "expired",
+                vec!["repo.read"],
+            ),
+            (
+                "extend cannot add an action the file does not grant there",
+                vec![rg(
+                    "expired",
+                    &["repo.read", "issue.comment", "admin"],
+                    Extend,
+                    later,
+                )],
+                "expired",
+                vec!["repo.read"],
+            ),
+            (
+                "extend adds nothing to a live grant",
+                vec![rg("open", &["pull_request.create"], Extend, later)],
+                "open",
+                vec!["repo.read", "issue.comment"],
+            ),
+            (
+                "an expired runtime grant does nothing",
+                vec![rg("expired", &["repo.read"], Extend, NOW)],
+                "expired",
+                vec![],
+            ),
+            (
+                "another channel's runtime grant does nothing",
+                vec![rg("open", &["repo.read"], Extend, later)],
+                "expired",
+                vec![],
+            ),
+            (
+                "narrow restricts to a subset",
+                vec![rg("open", &["issue.comment"], Narrow, later)],
+                "open",
+                vec!["issue.comment"],
+            ),
+            (
+                "narrow cannot widen",
+                vec![rg(
+                    "open",
+                    &["issue.comment", "pull_request.create"],
+                    Narrow,
+                    later,
+                )],
+                "open",
+                vec!["issue.comment"],
+            ),
+            (
+                "narrow grants intersect",
+                vec![
+                    rg("open", &["issue.comment", "repo.read"], Narrow, later),
+                    rg("open", &["repo.read"], Narrow, later),
+                ],
+                "open",
+                vec!["repo.read"],
+            ),
+            (
+                "an expired narrow grant lifts",
+                vec![rg("open", &["issue.comment"], Narrow, NOW - 1)],
+                "open",
+                vec!["repo.read", "issue.comment"],
+            ),
+            (
+                "narrow applies to an extended grant too",
+                vec![
+                    rg("expired", &["repo.read"], Extend, later),
+                    rg("expired", &["issue.comment"], Narrow, later),
+                ],
+                "expired",
+                vec![],
+            ),
+        ];
+        for (what, runtime, channel, want) in cases {
+            let ch = p.channel(channel).expect("channel");
+            let got = channel_actions(ch, "bot", GH, &runtime, NOW);
+            assert_eq!(got.actions, want, "{what}");
+            // Another agent never benefits from bot's runtime grants.
+            assert!(
+                channel_actions(ch, "other", GH, &runtime, NOW)
+                    .actions
+                    .is_empty(),
+                "{what}"
+            );
+        }
+    }
+
+    /// Both legs honour runtime grants; the human's side and the never list still bound them.
+    #[test]
+    fn runtime_grant_takes_effect_in_both_legs_within_the_human_side() {
+        let p = policy();
+        let agent = p.agent("bot").expect("agent").clone();
+        let res = p.resource(GH).expect("resource").clone();
+        let runtime = vec![rg(
+            "expired",
+            &["repo.read"],
+            RuntimeEffect::Extend,
+            NOW + 60,
+        )];
+        let ask = |h: &Human| {
+            let asked = Asked {
+                channel: Some("expired"),
+                runtime: &runtime,
+                ..Asked::default()
+            };
+            decide(&p, &agent, h, &res, &asked, NOW).map(|d| d.actions)
+        };
+        assert_eq!(
+            ask(&human(&["eng"], "alice@example.com")),
+            Ok(vec!["repo.read".into()])
+        );
+        assert!(ask(&human(&["support"], "bob@example.com")).is_err());
+        let rs = RsAsked {
+            channel: Some("expired"),
+            from_id_jag: Some(&["repo.read"]),
+            requested: None,
+            approved: &[],
+            runtime: &runtime,
+        };
+        assert_eq!(
+            decide_resource_server(&p, &agent, &res, &rs, NOW).map(|d| d.actions),
+            Ok(vec!["repo.read".into()])
+        );
+        let none = RsAsked { runtime: &[], ..rs };
+        assert!(decide_resource_server(&p, &agent, &res, &none, NOW).is_err());
     }
 }

@@ -344,11 +344,14 @@ pub async fn handle(
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
+    let runtime =
+        super::runtime::for_agent(b, &client.agent.id, g.claims.channel.as_deref(), now).await?;
     let ask = grant::RsAsked {
         channel: g.claims.channel.as_deref(),
         from_id_jag: from_id_jag.as_deref(),
         requested: requested.as_deref(),
         approved: &approved,
+        runtime: &runtime,
     };
     let decision = grant::decide_resource_server(&active.policy, client.agent, resource, &ask, now)
         .map_err(|r| trail.deny(&r, reject))?;

@@ -1,12 +1,14 @@
 //! One module per grant type, each with the same shape: `GRANT_TYPE`, `Params`,
 //! `handle(…)`, `reject(Rejection) -> OAuthError`. Dispatch is a closed enum.
 
+pub mod access_request;
 pub mod approval;
 pub mod client_auth;
 pub mod dpop;
 pub mod introspection;
 pub mod jwt_bearer;
 pub mod revocation;
+pub mod runtime;
 pub mod token_exchange;
 pub mod token_status;
 

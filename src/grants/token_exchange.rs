@@ -443,6 +443,7 @@ pub async fn handle(
             }
         }
     };
+    let runtime = super::runtime::for_agent(b, &client.agent.id, params.channel, now).await?;
     let asked = Asked {
         channel: params.channel,
         scope: params.scope.clone(),
@@ -451,6 +452,7 @@ pub async fn handle(
             .as_ref()
             .map(|a| a.actions.iter().map(String::as_str).collect())
             .unwrap_or_default(),
+        runtime: &runtime,
     };
     let decision = grant::decide(
         &active.policy,

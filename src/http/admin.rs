@@ -20,8 +20,29 @@
 //! - `POST /admin/v1/tokens/revoke` `{"token"}` (an ID-JAG or access token lanyard issued)
 //!   or `{"jti"}`: that token is dead.
 //!
-//! Reads: `GET /admin/v1/whoami`, `GET /admin/v1/agents` (owner, grants, state),
+//! Reads: `GET /admin/v1/whoami`, `GET /admin/v1/agents` (owner, grants, live runtime
+//! grants, state),
 //! `GET /admin/v1/revocations` (admins and auditors).
+//!
+//! **Access requests** (see [`crate::grants::access_request`]; any control-plane role
+//! reads, admins and approvers decide): `GET /admin/v1/access-requests?owner=&agent=&status=`,
+//! `GET …/{id}`, `POST …/{id}/approve` `{"expires_in"?, "actions"? (a subset), "reason"?}`
+//! (makes a runtime `extend` grant), `POST …/{id}/deny` `{"reason"?}`.
+//!
+//! **Runtime grants** (admins; see [`crate::grants::runtime`]): time-bound changes to an
+//! agent's channel grant that only narrow or extend within the policy file.
+//! `POST /admin/v1/agents/{id}/runtime-grants` `{"channel", "resource", "actions",
+//! "effect": "extend"|"narrow", "expires_in"?, "reason"?}` (default lifetime
+//! `runtime_grants.default_ttl`, at most `runtime_grants.max_ttl`);
+//! `POST …/runtime-grants/withdraw` `{"grant_id", "reason"?}`;
+//! `GET /admin/v1/runtime-grants?agent=` (admins and auditors).
+//!
+//! **Audit query** (admins and auditors): `GET /admin/v1/audit?human=&agent=&channel=
+//! &decision=&since=&until=&after=&limit=` answers `{"records": [...], "next_after": n}`:
+//! matching records oldest first, each with its chain position `seq` and `hash`, exactly as
+//! `lanyard audit export` writes them (same filter, same redaction). `since`/`until` are unix
+//! seconds or RFC 3339 (`since` inclusive, `until` exclusive); `limit` defaults to 100 (at
+//! most 1000); `next_after` is set when more records may match — pass it as `after`.
 
 use std::sync::Arc;
 
@@ -38,6 +59,7 @@ use crate::app::Broker;
 use crate::audit;
 use crate::config::Role;
 use crate::crypto::verify;
+use crate::grants::access_request;
 use crate::grants::approval::{self, ApprovalRecord};
 use crate::grants::{token_exchange, token_status};
 use crate::oauth::{ErrorCode, OAuthError};
@@ -59,6 +81,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/v1/approvals/{id}"),
     ("POST", "/admin/v1/approvals/{id}/approve"),
     ("POST", "/admin/v1/approvals/{id}/deny"),
+    ("GET", "/admin/v1/audit"),
+    ("GET", "/admin/v1/access-requests"),
+    ("GET", "/admin/v1/access-requests/{id}"),
+    ("POST", "/admin/v1/access-requests/{id}/approve"),
+    ("POST", "/admin/v1/access-requests/{id}/deny"),
+    ("GET", "/admin/v1/runtime-grants"),
+    ("POST", "/admin/v1/agents/{id}/runtime-grants"),
+    ("POST", "/admin/v1/agents/{id}/runtime-grants/withdraw"),
 ];
 
 /// A control-plane role.
@@ -112,6 +142,14 @@ pub fn router(broker: Arc<Broker>) -> Router<Arc<Broker>> {
             (_, "/admin/v1/approvals/{id}") => get(show_approval),
             (_, "/admin/v1/approvals/{id}/approve") => post(approve),
             (_, "/admin/v1/approvals/{id}/deny") => post(deny),
+            (_, "/admin/v1/audit") => get(audit_query),
+            (_, "/admin/v1/access-requests") => get(list_access_requests),
+            (_, "/admin/v1/access-requests/{id}") => get(show_access_request),
+            (_, "/admin/v1/access-requests/{id}/approve") => post(approve_access_request),
+            (_, "/admin/v1/access-requests/{id}/deny") => post(deny_access_request),
+            (_, "/admin/v1/runtime-grants") => get(list_runtime_grants),
+            (_, "/admin/v1/agents/{id}/runtime-grants") => post(add_runtime_grant),
+            (_, "/admin/v1/agents/{id}/runtime-grants/withdraw") => post(withdraw_runtime_grant),
             _ => get(revocations),
         };
         r = r.route(path, m);
@@ -245,6 +283,7 @@ async fn agents(
     }
     let now = b.clock.now();
     let active = b.policy.load_full();
+    let runtime = crate::grants::runtime::list(&b, now).await?;
     let mut out = Vec::new();
     for a in active.policy.agents() {
         let revoked = b
@@ -294,6 +333,11 @@ async fn agents(
             "max_ttl": a.max_ttl.as_secs(),
             "direct_grants": a.grants.iter().map(|g| json!({"resource": g.resource, "actions": g.actions})).collect::<Vec<_>>(),
             "channel_grants": channels,
+            "runtime_grants": runtime
+                .iter()
+                .filter(|r| r.agent == a.id)
+                .map(|r| runtime_grant_json(r, now))
+                .collect::<Vec<_>>(),
         }));
     }
     Ok(ok(json!({ "agents": out })))
@@ -702,4 +746,341 @@ async fn decide_approval(
     .map_err(|e| unavailable(&e))?;
     tracing::info!(approval = %r.id, by = %op.sub, event, "approval decided");
     Ok(ok(approval_json(&r, now)))
+}
+
+/// Default and largest page of the audit query.
+const AUDIT_PAGE: usize = 100;
+const AUDIT_PAGE_MAX: usize = 1000;
+
+async fn audit_query(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    q: Result<
+        axum::extract::Query<std::collections::HashMap<String, String>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Response, OAuthError> {
+    if op.require(AdminRole::Auditor).is_err() {
+        op.require(AdminRole::Admin)?;
+    }
+    let axum::extract::Query(q) =
+        q.map_err(|_| OAuthError::invalid_request("malformed query string"))?;
+    let text = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
+    let time = |k: &str| -> Result<Option<u64>, OAuthError> {
+        text(k)
+            .map(|v| audit::export::parse_time(&v))
+            .transpose()
+            .map_err(|_| {
+                OAuthError::invalid_request("since and until take RFC 3339 or unix seconds")
+            })
+    };
+    let number = |k: &str| -> Result<Option<u64>, OAuthError> {
+        text(k)
+            .map(|v| v.parse::<u64>())
+            .transpose()
+            .map_err(|_| OAuthError::invalid_request("after and limit take whole numbers"))
+    };
+    let filter = audit::export::Filter {
+        since: time("since")?,
+        until: time("until")?,
+        human: text("human"),
+        agent: text("agent"),
+        channel: text("channel"),
+        decision: text("decision"),
+    };
+    let limit = number("limit")?
+        .map_or(AUDIT_PAGE, |l| usize::try_from(l).unwrap_or(AUDIT_PAGE_MAX))
+        .clamp(1, AUDIT_PAGE_MAX);
+    let mut after = number("after")?.unwrap_or(0);
+    let mut records: Vec<Value> = Vec::new();
+    let mut next_after = None;
+    'pages: loop {
+        let page = b
+            .store
+            .audit_since(after, AUDIT_PAGE_MAX)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if page.is_empty() {
+            break;
+        }
+        for entry in &page {
+            after = entry.seq;
+            let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(&entry.body) else {
+                continue;
+            };
+            if !filter.matches(&record) {
+                continue;
+            }
+            let line = audit::export::line(entry, record);
+            records.push(serde_json::from_str(&line).unwrap_or(Value::Null));
+            if records.len() == limit {
+                next_after = Some(entry.seq);
+                break 'pages;
+            }
+        }
+    }
+    Ok(ok(json!({ "records": records, "next_after": next_after })))
+}
+
+fn runtime_grant_json(r: &crate::grants::runtime::RuntimeGrantRecord, now: u64) -> Value {
+    json!({
+        "id": r.id, "agent": r.agent, "channel": r.grant.channel, "resource": r.grant.resource,
+        "actions": r.grant.actions, "effect": r.grant.effect, "expires_at": r.grant.expires_at,
+        "expires_in": r.grant.expires_at.saturating_sub(now), "created_by": r.created_by,
+        "created_at": r.created_at, "reason": r.reason, "access_request": r.access_request,
+    })
+}
+
+async fn list_runtime_grants(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, OAuthError> {
+    if op.require(AdminRole::Admin).is_err() {
+        op.require(AdminRole::Auditor)?;
+    }
+    let now = b.clock.now();
+    let list: Vec<Value> = crate::grants::runtime::list(&b, now)
+        .await?
+        .iter()
+        .filter(|r| q.get("agent").is_none_or(|a| *a == r.agent))
+        .map(|r| runtime_grant_json(r, now))
+        .collect();
+    Ok(ok(json!({ "runtime_grants": list })))
+}
+
+/// Body of `POST /admin/v1/agents/{id}/runtime-grants`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRuntimeGrant {
+    channel: String,
+    resource: String,
+    actions: Vec<String>,
+    effect: crate::core::grant::RuntimeEffect,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn add_runtime_grant(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    op.require(AdminRole::Admin)?;
+    let n: NewRuntimeGrant = serde_json::from_slice(&body).map_err(|_| {
+        OAuthError::invalid_request(
+            "body must be a JSON object with channel, resource, actions and effect",
+        )
+    })?;
+    if b.policy.load().policy.agent(&id).is_none() {
+        return Err(not_found());
+    }
+    let now = b.clock.now();
+    let expires_at = crate::grants::runtime::expiry(&b, n.expires_in, now)?;
+    let reason = n.reason.unwrap_or_else(|| "changed by an admin".into());
+    let r = crate::grants::runtime::create(
+        &b,
+        crate::grants::runtime::New {
+            agent: &id,
+            grant: crate::core::grant::RuntimeGrant {
+                channel: n.channel,
+                resource: n.resource,
+                actions: n.actions,
+                effect: n.effect,
+                expires_at,
+            },
+            by: &op.sub,
+            reason: &reason,
+            access_request: None,
+        },
+        now,
+    )
+    .await?;
+    Ok(crate::http::response::no_store_json(
+        StatusCode::CREATED,
+        runtime_grant_json(&r, now).to_string().into_bytes(),
+    ))
+}
+
+/// Body of `POST /admin/v1/agents/{id}/runtime-grants/withdraw`.
+#[derive(Debug, Deserialize)]
+struct WithdrawRuntimeGrant {
+    grant_id: String,
+}
+
+async fn withdraw_runtime_grant(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    op.require(AdminRole::Admin)?;
+    let w: WithdrawRuntimeGrant = serde_json::from_slice(&body)
+        .map_err(|_| OAuthError::invalid_request("body must be a JSON object with grant_id"))?;
+    let now = b.clock.now();
+    let r = crate::grants::runtime::withdraw(&b, &id, &w.grant_id, &op.sub, now)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request("no such runtime grant").with_status(404))?;
+    Ok(ok(json!({ "withdrawn": runtime_grant_json(&r, now) })))
+}
+
+async fn list_access_requests(
+    State(b): State<Arc<Broker>>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, OAuthError> {
+    // Every control-plane role may read (the authentication layer required one).
+    let now = b.clock.now();
+    let is = |k: &str, v: &str| q.get(k).is_none_or(|w| w == v);
+    let list: Vec<Value> = access_request::list(&b, now)
+        .await?
+        .iter()
+        .map(access_request::AccessRequest::to_json)
+        .filter(|v| {
+            is("owner", v["owner"].as_str().unwrap_or(""))
+                && is("agent", v["agent"].as_str().unwrap_or(""))
+                && is("status", v["status"].as_str().unwrap_or(""))
+        })
+        .collect();
+    Ok(ok(json!({ "access_requests": list })))
+}
+
+async fn show_access_request(
+    State(b): State<Arc<Broker>>,
+    Path(id): Path<String>,
+) -> Result<Response, OAuthError> {
+    let r = access_request::load(&b, &id, b.clock.now())
+        .await?
+        .ok_or_else(no_such_request)?;
+    Ok(ok(r.to_json()))
+}
+
+fn no_such_request() -> OAuthError {
+    OAuthError::invalid_request("no such access request").with_status(404)
+}
+
+/// Body of the access-request decisions.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Decide {
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    actions: Option<Vec<String>>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn approve_access_request(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    decide_access_request(b, op, id, body, true).await
+}
+
+async fn deny_access_request(
+    State(b): State<Arc<Broker>>,
+    axum::Extension(op): axum::Extension<Operator>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    decide_access_request(b, op, id, body, false).await
+}
+
+/// A human admin or approver decides; no agent credential reaches this code.
+async fn decide_access_request(
+    b: Arc<Broker>,
+    op: Operator,
+    id: String,
+    body: axum::body::Bytes,
+    approve: bool,
+) -> Result<Response, OAuthError> {
+    if op.require(AdminRole::Admin).is_err() {
+        op.require(AdminRole::Approver)?;
+    }
+    let d: Decide = if body.iter().all(u8::is_ascii_whitespace) {
+        Decide::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|_| OAuthError::invalid_request("body must be a JSON object"))?
+    };
+    let now = b.clock.now();
+    let pending = access_request::load(&b, &id, now)
+        .await?
+        .ok_or_else(no_such_request)?;
+    if pending.status != access_request::Status::Pending {
+        return Err(
+            OAuthError::invalid_request("this access request was already decided").with_status(409),
+        );
+    }
+    let actions = d.actions.unwrap_or_else(|| pending.actions.clone());
+    if actions.is_empty() || actions.iter().any(|a| !pending.actions.contains(a)) {
+        return Err(OAuthError::invalid_request(
+            "actions must be a non-empty subset of the requested actions",
+        ));
+    }
+    let expires_at = if approve {
+        Some(crate::grants::runtime::expiry(&b, d.expires_in, now)?)
+    } else {
+        None
+    };
+    // Exactly one of concurrent deciders gets the pending request.
+    let mut r = access_request::claim(&b, &id, now)
+        .await?
+        .filter(|r| r.status == access_request::Status::Pending)
+        .ok_or_else(|| {
+            OAuthError::invalid_request("this access request was already decided").with_status(409)
+        })?;
+    r.decided_by = Some(op.sub.clone());
+    r.decided_at = Some(now);
+    r.decision_reason = d.reason;
+    let event = if let Some(expires_at) = expires_at {
+        let made = crate::grants::runtime::create(
+            &b,
+            crate::grants::runtime::New {
+                agent: &r.agent,
+                grant: crate::core::grant::RuntimeGrant {
+                    channel: r.channel.clone(),
+                    resource: r.resource.clone(),
+                    actions: actions.clone(),
+                    effect: crate::core::grant::RuntimeEffect::Extend,
+                    expires_at,
+                },
+                by: &op.sub,
+                reason: &format!("access request {} approved", r.id),
+                access_request: Some(&r.id),
+            },
+            now,
+        )
+        .await;
+        let made = match made {
+            Ok(m) => m,
+            Err(e) => {
+                // Put the request back as it was; the decision did not happen.
+                r.decided_by = None;
+                r.decided_at = None;
+                r.decision_reason = None;
+                access_request::save(&b, &r).await?;
+                return Err(e);
+            }
+        };
+        r.status = access_request::Status::Approved;
+        r.actions = actions;
+        r.runtime_grant = Some(made.id);
+        r.grant_expires_at = Some(expires_at);
+        r.expires_at = r.expires_at.max(expires_at);
+        "access_request_approved"
+    } else {
+        r.status = access_request::Status::Denied;
+        "access_request_denied"
+    };
+    access_request::save(&b, &r).await?;
+    access_request::record(&b, &r, event, Some(&op.sub), now).await?;
+    access_request::notify(&b, event, &r);
+    tracing::info!(request = %r.id, by = %op.sub, event, "access request decided");
+    Ok(ok(r.to_json()))
 }

@@ -32,6 +32,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
         r = issuer_routes(r, &iss.settings);
     }
     r = r.merge(admin::router(broker.clone()));
+    r = r.merge(crate::grants::access_request::routes(&broker));
     if broker.dev.is_some() {
         r = r.merge(crate::dev::routes(&broker));
     }

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod access_requests;
 mod approvals;
 mod attacks;
 mod audit;
