@@ -350,6 +350,8 @@ pub fn build(addr: SocketAddr, clock: Arc<dyn Clock>) -> Result<(Broker, String)
         policy_reload_interval: Duration::from_secs(5),
         approval_pending_ttl: Duration::from_secs(15 * 60),
         approval_ttl: Duration::from_secs(5 * 60),
+        tls: None,
+        limits: config::LimitSettings::default(),
     };
     for i in settings.issuers() {
         keyring::generate(
