@@ -1,0 +1,122 @@
+//! Rate limits on the token, introspection and revocation endpoints: a burst beyond the limit
+//! gets 429 with `Retry-After`, other clients are unaffected, and the client recovers.
+
+use std::time::{Duration, Instant};
+
+use crate::support::reqwest::{Blocking, Resp, blocking_client};
+use crate::support::{Lanyard, Site};
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+fn start(limits: &str) -> (Site, Lanyard) {
+    let site = Site::new("https://idp.unused.example");
+    site.write_config(&format!("[limits]\n{limits}\n"));
+    let l = site.start();
+    (site, l)
+}
+
+fn token_as(c: &Blocking, l: &Lanyard, client_id: &str) -> Resp {
+    c.post(l.url("/as/token"))
+        .form(&[
+            ("grant_type", JWT_BEARER),
+            ("client_id", client_id),
+            ("assertion", "not-a-jwt"),
+        ])
+        .send()
+        .unwrap()
+}
+
+/// Send until the first 429 (at most `max`); returns how many were let through and the 429.
+fn until_limited(max: usize, mut send: impl FnMut() -> Resp) -> (usize, Resp) {
+    for passed in 0..max {
+        let r = send();
+        if r.status() == 429 {
+            return (passed, r);
+        }
+    }
+    panic!("no 429 after {max} requests");
+}
+
+fn assert_is_429(r: &Resp) {
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("delta-seconds");
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    assert_eq!(r.json()["error"], "temporarily_unavailable");
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+#[test]
+fn client_over_its_limit_gets_429_others_do_not_and_it_recovers() {
+    let (_site, l) = start("per_client = \"1/s\"\nburst = 3\nper_address = \"off\"");
+    let c = blocking_client();
+    let (passed, limited) = until_limited(50, || token_as(&c, &l, "bot-a"));
+    assert!(passed >= 3, "the burst is allowed: {passed}");
+    assert_is_429(&limited);
+
+    // Another client from the same address is unaffected.
+    let other = token_as(&c, &l, "bot-b");
+    assert_ne!(other.status(), 429);
+    assert_eq!(other.json()["error"], "invalid_client");
+
+    // Once a token has been refilled (1/s), bot-a is served again.
+    let start = Instant::now();
+    loop {
+        let r = token_as(&c, &l, "bot-a");
+        if r.status() != 429 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "bot-a never recovered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn address_limit_applies_across_client_ids() {
+    let (_site, l) = start("per_client = \"off\"\nper_address = \"1/s\"\nburst = 4");
+    let c = blocking_client();
+    let mut n = 0;
+    let (passed, limited) = until_limited(50, || {
+        n += 1;
+        token_as(&c, &l, &format!("bot-{n}"))
+    });
+    assert!(passed >= 4, "the burst is allowed: {passed}");
+    assert_is_429(&limited);
+    // Health probes are not limited.
+    assert_eq!(c.get(l.url("/healthz")).send().unwrap().status(), 200);
+}
+
+#[test]
+fn introspection_and_revocation_are_limited_per_basic_client() {
+    let (_site, l) = start("per_client = \"1/s\"\nburst = 2\nper_address = \"off\"");
+    let c = blocking_client();
+    let mut i = 0;
+    let (passed, limited) = until_limited(50, || {
+        i += 1;
+        let ep = if i % 2 == 0 {
+            "/as/introspect"
+        } else {
+            "/as/revoke"
+        };
+        c.post(l.url(ep))
+            .basic("rs-basic", "wrong")
+            .form(&[("token", "x")])
+            .send()
+            .unwrap()
+    });
+    assert!(passed >= 2, "the burst is allowed: {passed}");
+    assert_is_429(&limited);
+    let other = c
+        .post(l.url("/as/introspect"))
+        .basic("rs-other", "wrong")
+        .form(&[("token", "x")])
+        .send()
+        .unwrap();
+    assert_ne!(other.status(), 429);
+}
