@@ -1335,6 +1335,83 @@ max_token_ttl = "2h"
 
     /// The example's commented Redis fields, switched on, form a valid Redis configuration.
     #[test]
+    fn example_config_parses_with_tls_and_limits() {
+        let text = include_str!("../lanyard.example.toml")
+            .replace("# [server.tls]", "[server.tls]")
+            .replace("# cert_file = ", "cert_file = ")
+            .replace("# key_file = ", "key_file = ")
+            .replace("# client_ca_file = ", "client_ca_file = ")
+            .replace(
+                "# require_client_cert = false",
+                "require_client_cert = true",
+            )
+            .replace("# burst = ", "burst = ");
+        let s = parse(&text, Path::new("/etc/lanyard"), &no_env).expect("tls example is valid");
+        let tls = s.tls.expect("tls configured");
+        assert_eq!(tls.cert_file, Path::new("/etc/lanyard/tls/server.pem"));
+        assert_eq!(tls.key_file, Path::new("/etc/lanyard/tls/server.key"));
+        assert_eq!(
+            tls.client_ca_file.as_deref(),
+            Some(Path::new("/etc/lanyard/tls/clients-ca.pem"))
+        );
+        assert!(tls.require_client_cert);
+        let one_sec = Duration::from_secs(1);
+        assert_eq!(
+            s.limits.per_client,
+            Some(Rate {
+                count: 50,
+                per: one_sec
+            })
+        );
+        assert_eq!(
+            s.limits.per_address,
+            Some(Rate {
+                count: 100,
+                per: one_sec
+            })
+        );
+        assert_eq!(s.limits.burst, Some(50));
+        assert_eq!(s.limits.max_concurrent_requests, 1024);
+    }
+
+    #[test]
+    fn tls_and_limit_mistakes_are_reported_by_field() {
+        let text = "version = 1\n[server.tls]\nkey_file = \"k.pem\"\nrequire_client_cert = true\n[limits]\nper_client = \"fast\"\nper_address = \"off\"\nburst = 0\n";
+        let e = parse(text, Path::new("/x"), &no_env).expect_err("refused");
+        let fields: Vec<_> = e.0.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "server.tls.cert_file",
+            "server.tls.require_client_cert",
+            "limits.per_client",
+            "limits.burst",
+        ] {
+            assert!(fields.contains(&f), "{f} not in {fields:?}");
+        }
+        assert!(!fields.contains(&"limits.per_address"));
+    }
+
+    #[test]
+    fn rates_parse_per_second_minute_and_hour() {
+        assert_eq!(
+            Rate::parse("600/m"),
+            Some(Rate {
+                count: 600,
+                per: Duration::from_secs(60)
+            })
+        );
+        assert_eq!(
+            Rate::parse(" 5 / h"),
+            Some(Rate {
+                count: 5,
+                per: Duration::from_secs(3600)
+            })
+        );
+        for bad in ["0/s", "5", "5/d", "-1/s", "x/s"] {
+            assert_eq!(Rate::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn example_config_parses_with_the_redis_backend() {
         let text = include_str!("../lanyard.example.toml")
             .replace("backend = \"embedded\"", "backend = \"redis\"")
