@@ -1,5 +1,8 @@
-//! Rate limits on `/token`, `/introspect` and `/revoke`: token buckets per remote address and
-//! per client id (as presented, before authentication), kept in this process.
+//! Rate limits on `/token`, `/introspect` and `/revoke`: per remote address and per client id
+//! (as presented, before authentication). With a store shared between replicas (Redis), the
+//! limits are fixed-window counters in the store (`count` requests per window of `per`), so
+//! that every replica counts against one budget; otherwise, token buckets in this process
+//! (capacity `burst`). If the shared store fails, this process's buckets take over.
 //!
 //! A request over a limit is answered 429 with `Retry-After` and the RFC 6749 error body
 //! `{"error":"temporarily_unavailable"}` (the registered code that says "try later";
@@ -33,6 +36,7 @@ struct Bucket {
 /// One limit: a token bucket per key.
 #[derive(Debug)]
 struct Limit {
+    rate: Rate,
     capacity: f64,
     /// Tokens added per second.
     refill: f64,
@@ -42,6 +46,7 @@ struct Limit {
 impl Limit {
     fn new(rate: Rate, burst: Option<u32>) -> Self {
         Self {
+            rate,
             capacity: f64::from(burst.unwrap_or(rate.count).max(1)),
             refill: f64::from(rate.count) / rate.per.as_secs_f64(),
             buckets: Mutex::new(HashMap::new()),
@@ -95,16 +100,42 @@ impl Limiter {
         }
     }
 
-    /// Count a request from `address` at `now`; `Err` carries the wait before a retry.
+    /// Count a request from `address` at `now` in this process; `Err` carries the wait
+    /// before a retry.
     pub fn check_address(&self, address: &str, now: Instant) -> Result<(), Duration> {
         self.per_address
             .as_ref()
             .map_or(Ok(()), |l| l.take(address, now))
     }
 
-    /// Count a request by client `id` at `now`; `Err` carries the wait before a retry.
+    /// Count a request by client `id` at `now` in this process; `Err` carries the wait
+    /// before a retry.
     pub fn check_client(&self, id: &str, now: Instant) -> Result<(), Duration> {
         self.per_client.as_ref().map_or(Ok(()), |l| l.take(id, now))
+    }
+
+    /// Count a request in the shared store when there is one, else in this process.
+    async fn check(&self, b: &Broker, kind: Kind, id: &str, now: Instant) -> Result<(), Duration> {
+        let limit = match kind {
+            Kind::Address => self.per_address.as_ref(),
+            Kind::Client => self.per_client.as_ref(),
+        };
+        let Some(limit) = limit else { return Ok(()) };
+        let per = limit.rate.per.as_secs().max(1);
+        let unix = b.clock.now();
+        let window = unix / per;
+        let key = shared_key(kind, id, window);
+        match b.store.count_hit(&key, per + 1).await {
+            Ok(Some(n)) if n > u64::from(limit.rate.count) => Err(Duration::from_secs(
+                ((window + 1) * per).saturating_sub(unix),
+            )),
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => limit.take(id, now),
+            Err(e) => {
+                tracing::warn!(error = %e, "shared rate-limit counter unavailable; limiting in this process");
+                limit.take(id, now)
+            }
+        }
     }
 
     /// Whether a client id is needed at all (else the body is not read here).
@@ -113,8 +144,29 @@ impl Limiter {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Address,
+    Client,
+}
+
+/// The store key of a fixed window: ids are hashed, so that their length and characters do
+/// not matter.
+fn shared_key(kind: Kind, id: &str, window: u64) -> String {
+    use sha2::Digest as _;
+    let h = sha2::Sha256::digest(id.as_bytes());
+    let hex: String = h[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let k = match kind {
+        Kind::Address => "a",
+        Kind::Client => "c",
+    };
+    format!("{k}:{hex}:{window}")
+}
+
 fn too_many(wait: Duration) -> Response {
-    let secs = u32::try_from(wait.as_secs().saturating_add(1)).unwrap_or(u32::MAX);
+    // Whole seconds, rounded up, at least 1 (RFC 9110 §10.2.3 delta-seconds).
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = u32::try_from(secs.max(1)).unwrap_or(u32::MAX);
     OAuthError::unavailable("too many requests; retry later", secs)
         .with_status(429)
         .into_response()
@@ -158,8 +210,12 @@ fn form_client_id(body: &[u8]) -> Option<String> {
 /// Middleware on the limited endpoints: the address first, then the client id.
 pub async fn limit(State(b): State<Arc<Broker>>, req: Request, next: Next) -> Response {
     let now = Instant::now();
-    if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>()
-        && let Err(wait) = b.limiter.check_address(&addr.ip().to_string(), now)
+    let addr = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    if let Some(addr) = addr
+        && let Err(wait) = b.limiter.check(&b, Kind::Address, &addr, now).await
     {
         return too_many(wait);
     }
@@ -190,7 +246,7 @@ pub async fn limit(State(b): State<Arc<Broker>>, req: Request, next: Next) -> Re
         }
     };
     if let Some(id) = id
-        && let Err(wait) = b.limiter.check_client(&id, now)
+        && let Err(wait) = b.limiter.check(&b, Kind::Client, &id, now).await
     {
         return too_many(wait);
     }

@@ -120,3 +120,45 @@ fn introspection_and_revocation_are_limited_per_basic_client() {
         .unwrap();
     assert_ne!(other.status(), 429);
 }
+
+#[test]
+fn replicas_sharing_redis_share_one_budget() {
+    use crate::support::redis::RedisServer;
+    let Some(redis) = RedisServer::start() else {
+        eprintln!("redis-server not available; skipped");
+        return;
+    };
+    let site = Site::new("https://idp.unused.example");
+    site.write_config_with_store(
+        &format!(
+            "backend = \"redis\"\nurl = \"{}\"\nkey_prefix = \"limits:\"",
+            redis.url()
+        ),
+        "[limits]\nper_client = \"5/m\"\nper_address = \"off\"",
+    );
+    let a = site.start();
+    let b = site.start();
+    let c = blocking_client();
+    // The counters are per minute of wall-clock time: start well inside one.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while crate::support::now() % 60 > 45 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut i = 0;
+    let (passed, limited) = until_limited(50, || {
+        i += 1;
+        let server = if i % 2 == 0 { &a } else { &b };
+        token_as(&c, server, "bot-shared")
+    });
+    // 5 in all, not 5 at each replica.
+    assert_eq!(passed, 5);
+    assert_eq!(limited.status(), 429);
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert_eq!(limited.json()["error"], "temporarily_unavailable");
+    // Both replicas now refuse that client, and neither refuses another.
+    assert_eq!(token_as(&c, &a, "bot-shared").status(), 429);
+    assert_eq!(token_as(&c, &b, "bot-shared").status(), 429);
+    assert_ne!(token_as(&c, &a, "bot-other").status(), 429);
+}
