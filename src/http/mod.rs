@@ -46,7 +46,9 @@ pub fn router(broker: Arc<Broker>) -> Router {
                     },
                 ))
                 .load_shed()
-                .concurrency_limit(cap),
+                // Global: `Router::layer` wraps each route separately, and one cap must
+                // cover them all.
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(cap)),
         )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -162,3 +162,47 @@ fn replicas_sharing_redis_share_one_budget() {
     assert_eq!(token_as(&c, &b, "bot-shared").status(), 429);
     assert_ne!(token_as(&c, &a, "bot-other").status(), 429);
 }
+
+#[test]
+fn requests_beyond_the_concurrency_cap_get_503_but_probes_do_not() {
+    use std::io::Write as _;
+    let site = Site::new("https://idp.unused.example");
+    site.write_config("[limits]\nper_client = \"off\"\nper_address = \"off\"");
+    // One request at a time.
+    let text = std::fs::read_to_string(site.path("lanyard.toml"))
+        .unwrap()
+        .replace("[server]\n", "[server]\nmax_concurrent_requests = 1\n");
+    std::fs::write(site.path("lanyard.toml"), text).unwrap();
+    let l = site.start();
+    let c = blocking_client();
+
+    // A client that sends its headers and then stalls its body holds the only slot.
+    let addr = l.base.trim_start_matches("http://").to_owned();
+    let mut stalled = std::net::TcpStream::connect(&addr).unwrap();
+    stalled
+        .write_all(b"POST /as/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=")
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let busy = loop {
+        let r = token_as(&c, &l, "bot-a");
+        if r.status() == 503 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "never shed: {}", r.status());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(busy.json()["error"], "temporarily_unavailable");
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    // Other endpoints share the cap; the probes do not.
+    assert_eq!(c.get(l.url("/as/jwks.json")).send().unwrap().status(), 503);
+    assert_eq!(c.get(l.url("/healthz")).send().unwrap().status(), 200);
+
+    // The slot is freed when that client goes away.
+    drop(stalled);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while token_as(&c, &l, "bot-a").status() == 503 {
+        assert!(Instant::now() < deadline, "slot never freed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

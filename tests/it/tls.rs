@@ -248,3 +248,37 @@ fn optional_client_certificate_accepts_clients_without_one() {
     assert_eq!(with_cert.get(&url(&l, METADATA)).unwrap().status, 200);
     assert_eq!(without.get(&url(&l, METADATA)).unwrap().status, 200);
 }
+
+#[test]
+fn sigterm_stops_a_tls_server_cleanly_with_an_idle_connection_open() {
+    let t = tls_site("");
+    let mut l = Lanyard::start_listening(&t.site.path("lanyard.toml"), "https");
+    // A pooling client keeps its connection open after the request.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(t.ca.cert.pem().as_bytes()).unwrap())
+        .resolve("localhost", addr_of(&l))
+        .build()
+        .unwrap();
+    eventually("readiness over https", || {
+        rt.block_on(client.get(url(&l, "/readyz")).send())
+            .is_ok_and(|r| r.status() == 200)
+    });
+    let started = Instant::now();
+    l.signal("TERM");
+    let status = l.child.wait().unwrap();
+    assert!(status.success(), "clean stop: {status:?}");
+    // shutdown_grace is 2s in the test config; an idle keep-alive connection must not hold
+    // the process until then.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    eventually("the stop logged", || l.log_text().contains("\"stopped\""));
+    drop(rt);
+}
