@@ -168,3 +168,82 @@ impl TlsReloader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let p = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn settings(dir: &Path) -> TlsSettings {
+        TlsSettings {
+            cert_file: dir.join("c.pem"),
+            key_file: dir.join("k.pem"),
+            client_ca_file: None,
+            require_client_cert: false,
+        }
+    }
+
+    #[test]
+    fn certificate_and_key_that_do_not_match_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path());
+        let (c1, k1) = pair("a.test");
+        let (_, k2) = pair("b.test");
+        std::fs::write(&s.cert_file, &c1).unwrap();
+        std::fs::write(&s.key_file, &k2).unwrap();
+        assert!(matches!(load(&s), Err(TlsError::Rustls(_))));
+        std::fs::write(&s.key_file, &k1).unwrap();
+        assert!(load(&s).is_ok());
+    }
+
+    #[test]
+    fn files_without_pem_blocks_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path());
+        let (c, k) = pair("a.test");
+        std::fs::write(&s.cert_file, "not pem").unwrap();
+        std::fs::write(&s.key_file, &k).unwrap();
+        assert!(matches!(load(&s), Err(TlsError::Pem(..))));
+        std::fs::write(&s.cert_file, &c).unwrap();
+        std::fs::write(&s.key_file, &c).unwrap();
+        assert!(matches!(load(&s), Err(TlsError::Pem(..))));
+        let missing = TlsSettings {
+            cert_file: dir.path().join("none.pem"),
+            ..s
+        };
+        assert!(matches!(load(&missing), Err(TlsError::Io(..))));
+    }
+
+    #[test]
+    fn reload_keeps_the_config_in_force_until_the_files_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path());
+        let (c1, k1) = pair("a.test");
+        std::fs::write(&s.cert_file, &c1).unwrap();
+        std::fs::write(&s.key_file, &k1).unwrap();
+        let r = TlsReloader::new(s.clone()).unwrap();
+        let first = r.current();
+
+        // Certificate replaced, key not yet: refused, the old config stays.
+        let (c2, k2) = pair("b.test");
+        std::fs::write(&s.cert_file, &c2).unwrap();
+        r.reload(true);
+        assert!(Arc::ptr_eq(&first, &r.current()));
+
+        // The key follows: the next reload takes both.
+        std::fs::write(&s.key_file, &k2).unwrap();
+        r.reload(true);
+        assert!(!Arc::ptr_eq(&first, &r.current()));
+
+        // Nothing changed: no reload without force.
+        let second = r.current();
+        r.reload(false);
+        assert!(Arc::ptr_eq(&second, &r.current()));
+    }
+}
