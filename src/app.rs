@@ -348,7 +348,13 @@ pub async fn run(broker: Arc<Broker>, listener: tokio::net::TcpListener) -> Resu
     for i in broker.issuers() {
         tracing::info!(role = i.settings.role.as_str(), issuer = %i.settings.issuer, "serving issuer");
     }
-    tracing::info!(%addr, "lanyard listening");
+    let tls = match broker.settings.tls.as_ref() {
+        None => "off",
+        Some(t) if t.require_client_cert => "mtls-required",
+        Some(t) if t.client_ca_file.is_some() => "mtls-optional",
+        Some(_) => "on",
+    };
+    tracing::info!(%addr, tls, "lanyard listening");
     spawn_background(broker.clone());
     let app = crate::http::router(broker.clone());
     let grace = broker.settings.shutdown_grace;
