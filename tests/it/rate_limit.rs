@@ -176,13 +176,22 @@ fn requests_beyond_the_concurrency_cap_get_503_but_probes_do_not() {
     let l = site.start();
     let c = blocking_client();
 
-    // A client that sends its headers and then stalls its body holds the only slot.
+    // A client that sends its headers and then stalls its body holds the only slot. If a
+    // probe request gets there first, the stalled one is the one shed (it then has an
+    // answer to read): open another.
     let addr = l.base.trim_start_matches("http://").to_owned();
-    let mut stalled = std::net::TcpStream::connect(&addr).unwrap();
-    stalled
-        .write_all(b"POST /as/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=")
-        .unwrap();
-
+    let stall = || {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.write_all(b"POST /as/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=")
+            .unwrap();
+        s.set_nonblocking(true).unwrap();
+        s
+    };
+    let answered = |s: &std::net::TcpStream| {
+        let mut b = [0u8; 1];
+        s.peek(&mut b).is_ok()
+    };
+    let mut stalled = stall();
     let deadline = Instant::now() + Duration::from_secs(10);
     let busy = loop {
         let r = token_as(&c, &l, "bot-a");
@@ -190,6 +199,9 @@ fn requests_beyond_the_concurrency_cap_get_503_but_probes_do_not() {
             break r;
         }
         assert!(Instant::now() < deadline, "never shed: {}", r.status());
+        if answered(&stalled) {
+            stalled = stall();
+        }
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(busy.json()["error"], "temporarily_unavailable");
