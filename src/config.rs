@@ -140,6 +140,9 @@ pub struct RawConfig {
     /// Where the control plane tells humans about access requests.
     #[serde(default)]
     pub notifications: RawNotifications,
+    /// Rate limits on the token, introspection and revocation endpoints.
+    #[serde(default)]
+    pub limits: RawLimits,
 }
 
 /// `[outbound]`
@@ -197,6 +200,36 @@ pub struct RawServer {
     pub max_token_bytes: Option<usize>,
     /// Clock-skew leeway for `exp`/`iat`/`nbf`. Default `60s`, at most `5m`.
     pub leeway: Option<String>,
+    /// Requests served at once; more are answered 503. Default 1024.
+    pub max_concurrent_requests: Option<usize>,
+    /// `[server.tls]`: terminate TLS here.
+    pub tls: Option<RawTls>,
+}
+
+/// `[server.tls]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM certificate chain. Required.
+    pub cert_file: Option<String>,
+    /// PEM private key. Required.
+    pub key_file: Option<String>,
+    /// PEM CA certificates client certificates must chain to.
+    pub client_ca_file: Option<String>,
+    /// Refuse clients without a valid certificate. Default false.
+    pub require_client_cert: Option<bool>,
+}
+
+/// `[limits]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Requests per client id, e.g. `"50/s"`. Default `"50/s"`; `"off"` disables.
+    pub per_client: Option<String>,
+    /// Requests per remote address, e.g. `"100/s"`. Default `"100/s"`; `"off"` disables.
+    pub per_address: Option<String>,
+    /// How many requests above the steady rate may arrive at once. Default: one second's worth.
+    pub burst: Option<u32>,
 }
 
 /// `[log]`
@@ -480,6 +513,10 @@ pub struct Settings {
     pub allow_private_addresses: bool,
     /// Access requests, runtime grants and notifications.
     pub access: AccessSettings,
+    /// TLS termination, when configured.
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// Rate limits and the concurrency cap.
+    pub limits: LimitSettings,
 }
 
 /// Access requests, runtime grants and notifications.
@@ -514,6 +551,60 @@ pub fn webhook_url_ok(u: &url::Url) -> bool {
             None => false,
         },
         _ => false,
+    }
+}
+
+/// A steady rate: `count` requests per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Requests allowed per period.
+    pub count: u32,
+    /// The period.
+    pub per: Duration,
+}
+
+impl Rate {
+    /// Parse `"50/s"`, `"600/m"`, `"1000/h"`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (n, unit) = s.trim().split_once('/')?;
+        let count: u32 = n.trim().parse().ok().filter(|c| *c > 0)?;
+        let per = match unit.trim() {
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return None,
+        };
+        Some(Self { count, per })
+    }
+}
+
+/// `[limits]` and `server.max_concurrent_requests`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitSettings {
+    /// Per client id (`None`: off).
+    pub per_client: Option<Rate>,
+    /// Per remote address (`None`: off).
+    pub per_address: Option<Rate>,
+    /// Bucket capacity; `None`: each rate's own count.
+    pub burst: Option<u32>,
+    /// Requests served at once.
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            per_client: Some(Rate {
+                count: 50,
+                per: Duration::from_secs(1),
+            }),
+            per_address: Some(Rate {
+                count: 100,
+                per: Duration::from_secs(1),
+            }),
+            burst: None,
+            max_concurrent_requests: 1024,
+        }
     }
 }
 
@@ -962,6 +1053,77 @@ fn validate(
                     None
                 }
             });
+    let tls = raw.server.tls.as_ref().map(|t| {
+        let mut file = |key: &str, v: &Option<String>| -> PathBuf {
+            match v {
+                Some(p) => resolve(p, "tls"),
+                None => {
+                    c.push(&format!("server.tls.{key}"), "missing: a PEM file");
+                    PathBuf::new()
+                }
+            }
+        };
+        let cert_file = file("cert_file", &t.cert_file);
+        let key_file = file("key_file", &t.key_file);
+        let client_ca_file = t.client_ca_file.as_deref().map(|p| resolve(p, "tls"));
+        let require_client_cert = t.require_client_cert.unwrap_or(false);
+        if require_client_cert && client_ca_file.is_none() {
+            c.push(
+                "server.tls.require_client_cert",
+                "needs server.tls.client_ca_file",
+            );
+        }
+        crate::tls::TlsSettings {
+            cert_file,
+            key_file,
+            client_ca_file,
+            require_client_cert,
+        }
+    });
+    let defaults = LimitSettings::default();
+    let mut rate = |field: &str, v: &Option<String>, d: Option<Rate>| match v.as_deref() {
+        None => d,
+        Some("off") => None,
+        Some(s) => match Rate::parse(s) {
+            Some(r) => Some(r),
+            None => {
+                c.push(
+                    field,
+                    "not a rate: write e.g. \"50/s\", \"600/m\", \"1000/h\" or \"off\"",
+                );
+                d
+            }
+        },
+    };
+    let per_client = rate(
+        "limits.per_client",
+        &raw.limits.per_client,
+        defaults.per_client,
+    );
+    let per_address = rate(
+        "limits.per_address",
+        &raw.limits.per_address,
+        defaults.per_address,
+    );
+    if raw.limits.burst == Some(0) {
+        c.push("limits.burst", "must be at least 1");
+    }
+    let max_concurrent_requests = raw
+        .server
+        .max_concurrent_requests
+        .unwrap_or(defaults.max_concurrent_requests);
+    if !(1..=1_000_000).contains(&max_concurrent_requests) {
+        c.push(
+            "server.max_concurrent_requests",
+            "must be between 1 and 1000000",
+        );
+    }
+    let limits = LimitSettings {
+        per_client,
+        per_address,
+        burst: raw.limits.burst,
+        max_concurrent_requests,
+    };
 
     if !c.errors.is_empty() {
         return Err(ConfigErrors(c.errors));
@@ -992,6 +1154,8 @@ fn validate(
             runtime_grant_max_ttl,
             webhook_url,
         },
+        tls,
+        limits,
     })
 }
 
@@ -1311,6 +1475,83 @@ max_token_ttl = "2h"
     }
 
     /// The example's commented Redis fields, switched on, form a valid Redis configuration.
+    #[test]
+    fn example_config_parses_with_tls_and_limits() {
+        let text = include_str!("../lanyard.example.toml")
+            .replace("# [server.tls]", "[server.tls]")
+            .replace("# cert_file = ", "cert_file = ")
+            .replace("# key_file = ", "key_file = ")
+            .replace("# client_ca_file = ", "client_ca_file = ")
+            .replace(
+                "# require_client_cert = false",
+                "require_client_cert = true",
+            )
+            .replace("# burst = ", "burst = ");
+        let s = parse(&text, Path::new("/etc/lanyard"), &no_env).expect("tls example is valid");
+        let tls = s.tls.expect("tls configured");
+        assert_eq!(tls.cert_file, Path::new("/etc/lanyard/tls/server.pem"));
+        assert_eq!(tls.key_file, Path::new("/etc/lanyard/tls/server.key"));
+        assert_eq!(
+            tls.client_ca_file.as_deref(),
+            Some(Path::new("/etc/lanyard/tls/clients-ca.pem"))
+        );
+        assert!(tls.require_client_cert);
+        let one_sec = Duration::from_secs(1);
+        assert_eq!(
+            s.limits.per_client,
+            Some(Rate {
+                count: 50,
+                per: one_sec
+            })
+        );
+        assert_eq!(
+            s.limits.per_address,
+            Some(Rate {
+                count: 100,
+                per: one_sec
+            })
+        );
+        assert_eq!(s.limits.burst, Some(50));
+        assert_eq!(s.limits.max_concurrent_requests, 1024);
+    }
+
+    #[test]
+    fn tls_and_limit_mistakes_are_reported_by_field() {
+        let text = "version = 1\n[server.tls]\nkey_file = \"k.pem\"\nrequire_client_cert = true\n[limits]\nper_client = \"fast\"\nper_address = \"off\"\nburst = 0\n";
+        let e = parse(text, Path::new("/x"), &no_env).expect_err("refused");
+        let fields: Vec<_> = e.0.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "server.tls.cert_file",
+            "server.tls.require_client_cert",
+            "limits.per_client",
+            "limits.burst",
+        ] {
+            assert!(fields.contains(&f), "{f} not in {fields:?}");
+        }
+        assert!(!fields.contains(&"limits.per_address"));
+    }
+
+    #[test]
+    fn rates_parse_per_second_minute_and_hour() {
+        assert_eq!(
+            Rate::parse("600/m"),
+            Some(Rate {
+                count: 600,
+                per: Duration::from_secs(60)
+            })
+        );
+        assert_eq!(
+            Rate::parse(" 5 / h"),
+            Some(Rate {
+                count: 5,
+                per: Duration::from_secs(3600)
+            })
+        );
+        for bad in ["0/s", "5", "5/d", "-1/s", "x/s"] {
+            assert_eq!(Rate::parse(bad), None, "{bad}");
+        }
+    }
+
     #[test]
     fn example_config_parses_with_the_redis_backend() {
         let text = include_str!("../lanyard.example.toml")

@@ -351,6 +351,14 @@ pub fn build(addr: SocketAddr, clock: Arc<dyn Clock>) -> Result<(Broker, String)
         approval_pending_ttl: Duration::from_secs(15 * 60),
         approval_ttl: Duration::from_secs(5 * 60),
         access: config::AccessSettings::default(),
+        tls: None,
+        // The conformance runner drives the dev server hard from one address: no rate
+        // limits here (the concurrency cap stays).
+        limits: config::LimitSettings {
+            per_client: None,
+            per_address: None,
+            ..config::LimitSettings::default()
+        },
     };
     for i in settings.issuers() {
         keyring::generate(

@@ -46,4 +46,5 @@ pub mod oauth;
 pub mod policy;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod verifier;

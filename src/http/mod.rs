@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod demo_rs;
 pub mod extract;
+pub mod limits;
 pub mod metrics;
 pub mod require;
 pub mod response;
@@ -16,6 +17,7 @@ mod ops;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::response::IntoResponse as _;
 use axum::routing::{any, get, post};
 
 use crate::app::Broker;
@@ -24,18 +26,34 @@ use crate::oauth::OAuthError;
 
 /// Build the whole router for a broker.
 pub fn router(broker: Arc<Broker>) -> Router {
-    let mut r = Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics));
+    let mut r = Router::new();
     for iss in broker.issuers() {
-        r = issuer_routes(r, &iss.settings);
+        r = issuer_routes(r, &iss.settings, &broker);
     }
     r = r.merge(admin::router(broker.clone()));
     r = r.merge(crate::grants::access_request::routes(&broker));
     if broker.dev.is_some() {
         r = r.merge(crate::dev::routes(&broker));
     }
+    // The cap on concurrent requests covers everything but the probes and metrics, so that
+    // an overloaded replica is not restarted by its liveness probe.
+    let cap = broker.settings.limits.max_concurrent_requests;
+    let r = r
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(
+                    |_: tower::BoxError| async {
+                        OAuthError::unavailable("server busy; retry later", 1).into_response()
+                    },
+                ))
+                .load_shed()
+                // Global: `Router::layer` wraps each route separately, and one cap must
+                // cover them all.
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(cap)),
+        )
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics));
     r.fallback(ops::not_found)
         .layer(axum::middleware::from_fn_with_state(
             broker.clone(),
@@ -47,14 +65,21 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .with_state(broker)
 }
 
-fn issuer_routes(r: Router<Arc<Broker>>, iss: &IssuerSettings) -> Router<Arc<Broker>> {
+fn issuer_routes(
+    r: Router<Arc<Broker>>,
+    iss: &IssuerSettings,
+    broker: &Arc<Broker>,
+) -> Router<Arc<Broker>> {
     let role = iss.role;
+    let limited = || axum::middleware::from_fn_with_state(broker.clone(), limits::limit);
     let p = iss.path.as_str();
     let wk = crate::oauth::metadata::well_known_path(iss);
     let r = r
         .route(
             &format!("{p}/token"),
-            post(move |s, req| token::token(s, role, req)).fallback(method_not_allowed),
+            post(move |s, req| token::token(s, role, req))
+                .fallback(method_not_allowed)
+                .route_layer(limited()),
         )
         .route(
             &format!("{p}/jwks.json"),
@@ -64,11 +89,15 @@ fn issuer_routes(r: Router<Arc<Broker>>, iss: &IssuerSettings) -> Router<Arc<Bro
         .route(&format!("{p}/authorize"), any(well_known::authorize))
         .route(
             &format!("{p}/introspect"),
-            post(move |s, req| token::introspect(s, role, req)).fallback(method_not_allowed),
+            post(move |s, req| token::introspect(s, role, req))
+                .fallback(method_not_allowed)
+                .route_layer(limited()),
         )
         .route(
             &format!("{p}/revoke"),
-            post(move |s, req| token::revoke(s, role, req)).fallback(method_not_allowed),
+            post(move |s, req| token::revoke(s, role, req))
+                .fallback(method_not_allowed)
+                .route_layer(limited()),
         )
         .route(
             &format!("{p}/revocations"),

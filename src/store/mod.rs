@@ -247,6 +247,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Drop expired replay marks, records and revocations. Returns how many.
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError>;
+
+    /// Count one hit on the shared fixed-window counter `key` (the caller puts the window in
+    /// the key), which expires after `ttl_secs`; the count including this hit. `None`: this
+    /// backend is not shared between processes, and the caller keeps its own counters.
+    async fn count_hit(&self, key: &str, ttl_secs: u64) -> Result<Option<u64>, StoreError> {
+        let _ = (key, ttl_secs);
+        Ok(None)
+    }
 }
 
 /// Whether a record with `expires_at` is live at `now`.

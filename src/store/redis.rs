@@ -182,6 +182,14 @@ end
 return n
 ";
 
+/// KEYS[1] counter; ARGV[1] ttl in seconds. A fixed-window counter: INCR, and the window's
+/// expiry set by its first hit.
+const COUNT_HIT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+";
+
 struct Scripts {
     first_use: Script,
     put: Script,
@@ -192,6 +200,7 @@ struct Scripts {
     purge_marks: Script,
     purge_revocations: Script,
     purge_records: Script,
+    count_hit: Script,
 }
 
 impl Scripts {
@@ -206,6 +215,7 @@ impl Scripts {
             purge_marks: Script::new(PURGE_MARKS),
             purge_revocations: Script::new(PURGE_REVOCATIONS),
             purge_records: Script::new(PURGE_RECORDS),
+            count_hit: Script::new(COUNT_HIT),
         }
     }
 }
@@ -236,6 +246,9 @@ impl Keys {
     }
     fn feed_pos(&self) -> String {
         format!("{}revocation_feed_pos", self.0)
+    }
+    fn rate(&self, key: &str) -> String {
+        format!("{}ratelimit:{key}", self.0)
     }
     fn audit(&self) -> String {
         format!("{}audit", self.0)
@@ -404,6 +417,12 @@ impl RedisStore {
 
 #[async_trait]
 impl Store for RedisStore {
+    async fn count_hit(&self, key: &str, ttl_secs: u64) -> Result<Option<u64>, StoreError> {
+        let mut inv = self.scripts.count_hit.prepare_invoke();
+        inv.key(self.keys.rate(key)).arg(ttl_secs.max(1));
+        self.run::<u64>(&inv).await.map(Some)
+    }
+
     async fn first_use(
         &self,
         key: ReplayKey,

@@ -172,6 +172,14 @@ pub struct Lanyard {
 impl Lanyard {
     /// Start `lanyard serve --config <path>` and wait until it listens and is ready.
     pub fn start(config: &Path) -> Self {
+        let me = Self::start_listening(config, "http");
+        me.wait_ready();
+        me
+    }
+
+    /// Start `lanyard serve --config <path>` and wait until it listens (not until it is
+    /// ready: a TLS server needs the caller's client). `base` uses `scheme`.
+    pub fn start_listening(config: &Path, scheme: &str) -> Self {
         let mut child = Command::new(lanyard_bin())
             .args(["serve", "--config"])
             .arg(config)
@@ -204,13 +212,11 @@ impl Lanyard {
                 );
             }
         };
-        let me = Self {
+        Self {
             child,
-            base: format!("http://{addr}"),
+            base: format!("{scheme}://{addr}"),
             logs,
-        };
-        me.wait_ready();
-        me
+        }
     }
 
     fn wait_ready(&self) {
