@@ -7,7 +7,9 @@
 //!
 //! # Layout
 //!
-//! Requests flow `http → grants → { core, oauth, crypto, store, policy }`.
+//! Requests flow `http → grants → { core, oauth, crypto, store, idp, policy, audit }`.
+//! [`core`] is pure: claims, validation, the intersection (agent ∩ channel ∩ human ∩
+//! request), rejections.
 //!
 //! - [`audit`]: audit records (who, for whom, where, what, the decision) and their hash chain:
 //!   `verify` names the first broken record, `export` writes filtered JSON lines. Pure.
@@ -20,12 +22,19 @@
 //!   metadata. Pure.
 //! - [`crypto`]: the only josekit user: keyrings and rotation, JWT signing, JWK thumbprints.
 //! - [`store`]: the [`store::Store`] contract, its executable test suite, the embedded durable
-//!   backend (redb, group commit) and a memory backend for unit tests.
+//!   backend (redb, group commit), the Redis backend (replicas) and a memory backend for
+//!   unit tests.
 //! - [`policy`]: the human-owned policy file: agents, resources, channels, entitlements;
 //!   `policy check` with file/line/field errors.
 //! - [`dev`]: `serve --dev`: throw-away keys and data, a demo policy and a built-in dev IdP.
+//! - [`grants`]: one module per grant (token exchange, jwt-bearer) with shared client
+//!   authentication and DPoP; introspection, revocation and the status of lanyard's own
+//!   tokens; just-in-time approvals; access requests.
+//! - [`idp`]: the only outbound HTTP: upstream discovery and JWKS caches (no redirects, size
+//!   and time limits, non-public addresses refused unless allowed).
 //! - [`http`]: the only axum user: router, the strict form extractor, protocol endpoints,
-//!   well-known metadata and JWKS, health, metrics, request ids.
+//!   well-known metadata and JWKS, the admin API, rate limits, health, metrics, request ids.
+//! - [`tls`]: rustls termination with certificate reload and optional client certificates.
 //! - [`telemetry`]: tracing setup (JSON or pretty).
 //! - [`verifier`]: for resource servers: verify lanyard access tokens (RFC 9068 §4) and
 //!   DPoP proofs (RFC 9449 §7) against lanyard's JWKS; `http::require` is its tower layer
