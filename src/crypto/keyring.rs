@@ -115,6 +115,8 @@ pub struct SigningKey {
     pub use_from: UnixTime,
     public_jwk: Map<String, Value>,
     signer: Box<dyn JwsSigner>,
+    /// ring's copy of an ES256 key, which signs instead of `signer` (see `crypto::fast`).
+    fast: Option<super::fast::FastSigner>,
     headers: [String; 3],
 }
 
@@ -131,15 +133,16 @@ impl fmt::Debug for SigningKey {
 impl SigningKey {
     /// Parse a PKCS#8 PEM private key.
     pub fn from_pem(pem: &[u8], alg: SigningAlg, use_from: UnixTime) -> Result<Self, String> {
+        let mut fast = None;
         let (signer, mut public): (Box<dyn JwsSigner>, Map<String, Value>) = match alg {
-            SigningAlg::Es256 => (
-                Box::new(ES256.signer_from_pem(pem).map_err(|e| e.to_string())?),
-                ES256
-                    .key_pair_from_pem(pem)
-                    .map_err(|e| e.to_string())?
-                    .to_jwk_public_key()
-                    .into(),
-            ),
+            SigningAlg::Es256 => {
+                let kp = ES256.key_pair_from_pem(pem).map_err(|e| e.to_string())?;
+                fast = fast_es256(&kp);
+                (
+                    Box::new(ES256.signer_from_pem(pem).map_err(|e| e.to_string())?),
+                    kp.to_jwk_public_key().into(),
+                )
+            }
             SigningAlg::Rs256 => {
                 let kp = RS256.key_pair_from_pem(pem).map_err(|e| e.to_string())?;
                 let n = kp
@@ -181,6 +184,7 @@ impl SigningKey {
             use_from,
             public_jwk: public,
             signer,
+            fast,
             headers,
         })
     }
@@ -241,9 +245,29 @@ impl SigningKey {
     }
 
     pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if let Some(f) = &self.fast {
+            return f
+                .sign(message)
+                .ok_or_else(|| CryptoError::Sign("ring ECDSA signing failed".into()));
+        }
         self.signer
             .sign(message)
             .map_err(|e| CryptoError::Sign(e.to_string()))
+    }
+}
+
+/// ring's copy of an ES256 key, if its signature verifies under josekit with the same key
+/// (checked once, at load); otherwise josekit keeps signing.
+fn fast_es256(kp: &josekit::jwk::alg::ec::EcKeyPair) -> Option<super::fast::FastSigner> {
+    let fast = super::fast::FastSigner::es256(&kp.to_jwk_key_pair().into())?;
+    let probe = b"lanyard signing key self-check";
+    let sig = fast.sign(probe)?;
+    let verifier = ES256.verifier_from_jwk(&kp.to_jwk_public_key()).ok()?;
+    if josekit::jws::JwsVerifier::verify(&verifier, probe, &sig).is_ok() {
+        Some(fast)
+    } else {
+        tracing::warn!("ES256 key: ring's signature did not verify; signing through josekit");
+        None
     }
 }
 

@@ -1,9 +1,12 @@
-//! The only user of josekit: lanyard's signing keys, JWT signing, JWK thumbprints.
+//! The only user of josekit (and of ring): lanyard's signing keys, JWT signing, JWK
+//! thumbprints.
 //!
 //! Keys are parsed once (at load or reload), never per request; each JOSE header is
-//! serialized once per key and reused.
+//! serialized once per key and reused. The operations of every token request go through
+//! ring ([`fast`]), the rest through josekit.
 
 pub mod dpop;
+mod fast;
 pub mod jwk;
 pub mod keyring;
 pub mod sign;

@@ -227,6 +227,8 @@ pub struct VerifyKey {
     /// RFC 7638 thumbprint.
     pub thumbprint: String,
     verifier: Box<dyn JwsVerifier>,
+    /// ring's copy, which verifies instead of `verifier` where it applies (`crypto::fast`).
+    fast: Option<super::fast::FastVerifier>,
 }
 
 impl std::fmt::Debug for VerifyKey {
@@ -320,6 +322,7 @@ impl VerifyKey {
                 alg,
                 thumbprint: thumbprint.clone(),
                 verifier: verifier(alg, &jwk)?,
+                fast: super::fast::FastVerifier::from_jwk(alg, m),
             });
         }
         if out.is_empty() {
@@ -330,7 +333,10 @@ impl VerifyKey {
 
     /// Verify a signature over `input`.
     pub fn verify(&self, input: &[u8], signature: &[u8]) -> bool {
-        self.verifier.verify(input, signature).is_ok()
+        match &self.fast {
+            Some(f) => f.verify(input, signature),
+            None => self.verifier.verify(input, signature).is_ok(),
+        }
     }
 }
 

@@ -6,11 +6,21 @@
 //! record, a revocation) is therefore never sent before that write is durable, and a burst
 //! of requests shares one fsync instead of paying one each. `kill -9` loses nothing that was
 //! acknowledged. Reads run on the caller's thread against redb's MVCC snapshots.
+//!
+//! Revocations are also mirrored in memory: every token request asks for two or three
+//! (agent, channel grant, presented ID-JAG), and a redb read transaction each was a visible
+//! share of the request's CPU (BENCHMARKS.md). The mirror is re-read from the file after each
+//! commit that changed revocations, before any caller of that batch is answered, so an
+//! acknowledged revocation is seen by every later request. This process is the file's only
+//! writer (redb locks it). If re-reading fails, lookups go back to the file until a later
+//! re-read succeeds.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 
+use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
@@ -44,10 +54,40 @@ enum Op {
     Purge(UnixTime, Reply<u64>),
 }
 
+/// Every stored revocation by subject key, as of the last commit; `None` = unknown (read
+/// the file).
+type Mirror = ArcSwapOption<HashMap<String, Revocation>>;
+
 /// The embedded durable store.
 pub struct EmbeddedStore {
     db: Arc<Database>,
     writer: mpsc::Sender<Op>,
+    revocations: Arc<Mirror>,
+}
+
+/// Read every revocation from the file.
+fn read_revocations(db: &Database) -> Result<HashMap<String, Revocation>, StoreError> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let t = tx.open_table(REVOCATIONS).map_err(unavailable)?;
+    let mut out = HashMap::new();
+    for item in t.iter().map_err(unavailable)? {
+        let (k, v) = item.map_err(unavailable)?;
+        let rev: Revocation =
+            serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        out.insert(k.value().to_owned(), rev);
+    }
+    Ok(out)
+}
+
+/// Re-read the mirror (after a commit that changed revocations).
+fn refresh(db: &Database, mirror: &Mirror) {
+    match read_revocations(db) {
+        Ok(m) => mirror.store(Some(Arc::new(m))),
+        Err(e) => {
+            tracing::error!(error = %e, "store: revocations not re-read; reading the file per request");
+            mirror.store(None);
+        }
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -106,14 +146,25 @@ impl EmbeddedStore {
             tx.open_table(AUDIT).map_err(unavailable)?;
         }
         tx.commit().map_err(unavailable)?;
+        let loaded = read_revocations(&db)
+            .inspect_err(|e| {
+                tracing::error!(error = %e, "store: revocations not loaded; reading the file per request");
+            })
+            .ok();
+        let revocations = Arc::new(ArcSwapOption::new(loaded.map(Arc::new)));
         let db = Arc::new(db);
         let (writer, rx) = mpsc::channel();
         let wdb = db.clone();
+        let mirror = revocations.clone();
         std::thread::Builder::new()
             .name("lanyard-store-writer".into())
-            .spawn(move || writer_loop(&wdb, &rx))
+            .spawn(move || writer_loop(&wdb, &rx, &mirror))
             .map_err(unavailable)?;
-        Ok(Self { db, writer })
+        Ok(Self {
+            db,
+            writer,
+            revocations,
+        })
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Op) -> Result<T, StoreError> {
@@ -125,7 +176,7 @@ impl EmbeddedStore {
     }
 }
 
-fn writer_loop(db: &Database, rx: &mpsc::Receiver<Op>) {
+fn writer_loop(db: &Database, rx: &mpsc::Receiver<Op>, mirror: &Mirror) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -134,7 +185,14 @@ fn writer_loop(db: &Database, rx: &mpsc::Receiver<Op>) {
                 Err(_) => break,
             }
         }
-        apply_batch(db, batch);
+        apply_batch(db, batch, mirror);
+    }
+}
+
+impl Op {
+    /// Whether applying it may change the stored revocations.
+    fn touches_revocations(&self) -> bool {
+        matches!(self, Op::Revoke(..) | Op::Unrevoke(..) | Op::Purge(..))
     }
 }
 
@@ -175,7 +233,8 @@ fn fail(op: Op, msg: &str) {
     };
 }
 
-fn apply_batch(db: &Database, batch: Vec<Op>) {
+fn apply_batch(db: &Database, batch: Vec<Op>, mirror: &Mirror) {
+    let touches = batch.iter().any(Op::touches_revocations);
     let tx = match db.begin_write() {
         Ok(tx) => tx,
         Err(e) => {
@@ -208,7 +267,13 @@ fn apply_batch(db: &Database, batch: Vec<Op>) {
         return;
     }
     match tx.commit() {
-        Ok(()) => done.into_iter().for_each(Done::send),
+        Ok(()) => {
+            // Before anyone of this batch hears back: later reads see what was acknowledged.
+            if touches {
+                refresh(db, mirror);
+            }
+            done.into_iter().for_each(Done::send);
+        }
         Err(e) => {
             tracing::error!(error = %e, "store: commit failed");
             done.into_iter().for_each(fail_done);
@@ -474,6 +539,12 @@ impl Store for EmbeddedStore {
         subject: &RevocationSubject,
         now: UnixTime,
     ) -> Result<Option<Revocation>, StoreError> {
+        if let Some(m) = self.revocations.load().as_deref() {
+            return Ok(m
+                .get(&subject.key())
+                .filter(|r| live(r.until, now))
+                .cloned());
+        }
         let tx = self.db.begin_read().map_err(unavailable)?;
         let t = tx.open_table(REVOCATIONS).map_err(unavailable)?;
         let Some(v) = t.get(subject.key().as_str()).map_err(unavailable)? else {
@@ -626,5 +697,53 @@ mod tests {
             FirstUse::Replay
         );
         assert_eq!(s.audit_since(0, 10).await.expect("audit").len(), 1);
+    }
+
+    /// Revocations are answered from memory, yet a revocation acknowledged before a restart,
+    /// and one lifted since, read the same after it.
+    #[tokio::test]
+    async fn revocations_are_served_from_memory_and_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let agent = RevocationSubject::Agent {
+            client_id: "bot".into(),
+        };
+        let token = RevocationSubject::Token { jti: "j1".into() };
+        let rev = |subject: &RevocationSubject| Revocation {
+            subject: subject.clone(),
+            revoked_at: 10,
+            until: None,
+            by: "alice".into(),
+            reason: "test".into(),
+        };
+        {
+            let s = EmbeddedStore::open(&path).expect("open");
+            assert!(s.revocation(&agent, 11).await.expect("read").is_none());
+            s.revoke(rev(&agent)).await.expect("revoke");
+            s.revoke(rev(&token)).await.expect("revoke");
+            assert!(s.revocations.load().is_some(), "served from memory");
+            assert_eq!(
+                s.revocation(&agent, 11).await.expect("read"),
+                Some(rev(&agent))
+            );
+            assert!(s.unrevoke(&token).await.expect("unrevoke"));
+            assert!(s.revocation(&token, 11).await.expect("read").is_none());
+        }
+        let mut reopened = None;
+        for _ in 0..500 {
+            match EmbeddedStore::open(&path) {
+                Ok(s) => {
+                    reopened = Some(s);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
+        let s = reopened.expect("store reopens");
+        assert_eq!(
+            s.revocation(&agent, 12).await.expect("read"),
+            Some(rev(&agent))
+        );
+        assert!(s.revocation(&token, 12).await.expect("read").is_none());
     }
 }
