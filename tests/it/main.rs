@@ -6,7 +6,9 @@ mod support;
 
 mod attacks;
 mod cli;
+mod fuzz_corpus;
 mod keys;
+mod log_scan;
 mod redis_store;
 mod replicas;
 mod resource_server;

@@ -22,10 +22,15 @@ impl Flow {
 
     /// With the policy `policy(upstream issuer)`, plus the trust in the IdP role.
     pub fn start_with(policy: impl Fn(&str) -> String) -> Self {
+        Self::start_with_env(policy, &[])
+    }
+
+    /// With the policy `policy(upstream issuer)` and extra environment variables for lanyard.
+    pub fn start_with_env(policy: impl Fn(&str) -> String, env: &[(&str, &str)]) -> Self {
         let idp = TestIdp::start();
         let site = Site::new(&idp.issuer);
         site.write_policy(&policy(&idp.issuer));
-        let server = site.start();
+        let server = site.start_with_env(env);
         let http = blocking_client();
         let jwks = http.get(server.url("/idp/jwks.json")).send().unwrap();
         assert_eq!(jwks.status(), 200);

@@ -117,6 +117,11 @@ reload_interval = "200ms"
     pub fn start(&self) -> Lanyard {
         Lanyard::start(&self.path("lanyard.toml"))
     }
+
+    /// Start with extra environment variables (`LANYARD_LOG`, …).
+    pub fn start_with_env(&self, env: &[(&str, &str)]) -> Lanyard {
+        Lanyard::start_with_env(&self.path("lanyard.toml"), env)
+    }
 }
 
 pub fn standard_policy(idp_issuer: &str) -> String {
@@ -166,9 +171,15 @@ pub struct Lanyard {
 impl Lanyard {
     /// Start `lanyard serve --config <path>` and wait until it listens and is ready.
     pub fn start(config: &Path) -> Self {
+        Self::start_with_env(config, &[])
+    }
+
+    /// Like [`Lanyard::start`], with extra environment variables for the process.
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(lanyard_bin())
             .args(["serve", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
