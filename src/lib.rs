@@ -39,6 +39,8 @@
 //! - [`verifier`]: for resource servers: verify lanyard access tokens (RFC 9068 §4) and
 //!   DPoP proofs (RFC 9449 §7) against lanyard's JWKS; `http::require` is its tower layer
 //!   and `http::demo_rs` a demo resource server built with it.
+//! - `fuzzing` (hidden): the invariants the `fuzz/` targets check, shared with the corpus
+//!   replay test so that `cargo test` checks the same properties.
 
 pub mod app;
 pub mod audit;
@@ -48,6 +50,8 @@ pub mod config;
 pub mod core;
 pub mod crypto;
 pub mod dev;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grants;
 pub mod http;
 pub mod idp;

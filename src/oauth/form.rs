@@ -10,7 +10,7 @@
 use std::fmt;
 
 /// Parameters whose values are JWTs or other large opaque tokens.
-const TOKEN_PARAMS: &[&str] = &[
+pub(crate) const TOKEN_PARAMS: &[&str] = &[
     "assertion",
     "subject_token",
     "actor_token",
@@ -136,6 +136,11 @@ impl FormParams {
     /// Whether a parameter is present (with a non-empty value).
     pub fn has(&self, name: &str) -> bool {
         self.pairs.iter().any(|(k, _)| k == name)
+    }
+
+    /// Every kept pair, in body order (for the fuzz invariants).
+    pub(crate) fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
     }
 
     /// Check that none of `names` repeats; the first repeated one is reported.

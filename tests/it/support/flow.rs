@@ -25,6 +25,11 @@ impl Flow {
         Self::start_configured(policy, "")
     }
 
+    /// With the policy `policy(upstream issuer)` and extra environment variables for lanyard.
+    pub fn start_with_env(policy: impl Fn(&str) -> String, env: &[(&str, &str)]) -> Self {
+        Self::start_full(policy, None, "", env)
+    }
+
     /// As [`Self::start_with`], with extra configuration text appended to `lanyard.toml`.
     pub fn start_configured(policy: impl Fn(&str) -> String, config_extra: &str) -> Self {
         Self::start_on_store(policy, None, config_extra)
@@ -36,6 +41,15 @@ impl Flow {
         store: Option<&str>,
         config_extra: &str,
     ) -> Self {
+        Self::start_full(policy, store, config_extra, &[])
+    }
+
+    fn start_full(
+        policy: impl Fn(&str) -> String,
+        store: Option<&str>,
+        config_extra: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let idp = TestIdp::start();
         let site = Site::new(&idp.issuer);
         match store {
@@ -43,7 +57,7 @@ impl Flow {
             None => site.write_config(config_extra),
         }
         site.write_policy(&policy(&idp.issuer));
-        let server = site.start();
+        let server = site.start_with_env(env);
         let http = blocking_client();
         let jwks = http.get(server.url("/idp/jwks.json")).send().unwrap();
         assert_eq!(jwks.status(), 200);

@@ -123,6 +123,11 @@ reload_interval = "200ms"
     pub fn start(&self) -> Lanyard {
         Lanyard::start(&self.path("lanyard.toml"))
     }
+
+    /// Start with extra environment variables (`LANYARD_LOG`, …).
+    pub fn start_with_env(&self, env: &[(&str, &str)]) -> Lanyard {
+        Lanyard::start_with_env(&self.path("lanyard.toml"), env)
+    }
 }
 
 pub fn standard_policy(idp_issuer: &str) -> String {
@@ -172,7 +177,12 @@ pub struct Lanyard {
 impl Lanyard {
     /// Start `lanyard serve --config <path>` and wait until it listens and is ready.
     pub fn start(config: &Path) -> Self {
-        let me = Self::start_listening(config, "http");
+        Self::start_with_env(config, &[])
+    }
+
+    /// Like [`Lanyard::start`], with extra environment variables for the process.
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
+        let me = Self::start_listening_env(config, "http", env);
         me.wait_ready();
         me
     }
@@ -180,9 +190,14 @@ impl Lanyard {
     /// Start `lanyard serve --config <path>` and wait until it listens (not until it is
     /// ready: a TLS server needs the caller's client). `base` uses `scheme`.
     pub fn start_listening(config: &Path, scheme: &str) -> Self {
+        Self::start_listening_env(config, scheme, &[])
+    }
+
+    fn start_listening_env(config: &Path, scheme: &str, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(lanyard_bin())
             .args(["serve", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
