@@ -146,7 +146,8 @@ fn check(proof: &str, at: Option<&str>, leeway: u64, now: UnixTime, genuine: boo
     );
     let (n, i, l) = (u128::from(now), u128::from(p.iat), u128::from(leeway));
     ensure!(
-        i <= n + l && n <= i + u128::from(MAX_PROOF_AGE) + l,
+        // Checklist I102: at most MAX_PROOF_AGE old; the leeway is for clocks ahead only.
+        i <= n + l && n <= i + u128::from(MAX_PROOF_AGE),
         "accepted iat {} at now {now} with leeway {leeway}",
         p.iat
     );
@@ -184,7 +185,7 @@ fn check(proof: &str, at: Option<&str>, leeway: u64, now: UnixTime, genuine: boo
         );
     }
     let newest = p.iat.saturating_sub(leeway);
-    let oldest = p.iat.saturating_add(MAX_PROOF_AGE).saturating_add(leeway);
+    let oldest = p.iat.saturating_add(MAX_PROOF_AGE);
     for t in [newest, oldest] {
         let r2 = run("POST", at, t);
         ensure!(
