@@ -155,7 +155,7 @@ pub fn parse(token: &str) -> Result<Jws<'_>, JwsError> {
 /// Whether `json` is one JSON value in which no object names a member twice (members are
 /// compared after unescaping, so `"a"` and `"\u0061"` are the same name). Invalid JSON is
 /// `false` too.
-fn unique_members(json: &[u8]) -> bool {
+pub(crate) fn unique_members(json: &[u8]) -> bool {
     serde_json::from_slice::<UniqueMembers>(json).is_ok()
 }
 

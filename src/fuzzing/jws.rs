@@ -76,8 +76,9 @@ fn check_parse(token: &str) -> Outcome {
         Err(JwsError::Header(_)) => {
             let header = segments.first().and_then(|h| b64d(h));
             ensure!(
-                header.is_some_and(|h| serde_json::from_slice::<Header>(&h).is_err()),
-                "Header error for a header that reads"
+                header.is_some_and(|h| serde_json::from_slice::<Header>(&h).is_err()
+                    || !crate::crypto::verify::unique_members(&h)),
+                "Header error for a header that reads with unique members"
             );
             return Ok(Reached::Refused);
         }
@@ -95,8 +96,10 @@ fn check_parse(token: &str) -> Outcome {
         Err(JwsError::Payload) => {
             let payload = segments.get(1).and_then(|p| b64d(p));
             ensure!(
-                payload.is_some_and(|p| !starts_as_object(&p)),
-                "Payload error for a payload that starts as an object"
+                payload.is_some_and(
+                    |p| !starts_as_object(&p) || !crate::crypto::verify::unique_members(&p)
+                ),
+                "Payload error for an object payload with unique members"
             );
             return Ok(Reached::Refused);
         }
@@ -151,7 +154,8 @@ fn built(h: &[u8], p: &[u8], s: &[u8]) -> Outcome {
     let token = format!("{}.{}.{}", b64(h), b64(p), b64(s));
     let reached = check_parse(&token)?;
     let header_ok = serde_json::from_slice::<Header>(h).is_ok_and(|h| h.crit.is_none());
-    let expect = header_ok && !p.is_empty() && starts_as_object(p);
+    let unique = |j: &[u8]| crate::crypto::verify::unique_members(j);
+    let expect = header_ok && unique(h) && !p.is_empty() && starts_as_object(p) && unique(p);
     ensure!(
         (reached == Reached::Accepted) == expect,
         "parse accepted={:?} but the parts say {expect}",
