@@ -169,9 +169,15 @@ fn check_times(
                 r2 == expired || r2 == too_old,
                 "too old at {now}, {r2:?} at later {t}"
             ),
-            Err(Rejection::Time(w @ ("exp missing" | "iat missing"))) => {
-                ensure!(r2 == Err(Rejection::Time(*w)), "{w} depends on now")
-            }
+            Err(Rejection::Time("exp missing")) => ensure!(
+                r2 == Err(Rejection::Time("exp missing")),
+                "exp missing depends on now"
+            ),
+            // `expired` is checked first: a token without iat can still expire.
+            Err(Rejection::Time("iat missing")) => ensure!(
+                r2 == Err(Rejection::Time("iat missing")) || r2 == expired,
+                "iat missing at {now}, {r2:?} at later {t}"
+            ),
             Err(_) => {}
         }
     }
@@ -182,7 +188,7 @@ fn check_times(
                 r2.is_ok()
                     || ["iat in the future", "lifetime too long", "not yet valid"]
                         .iter()
-                        .any(|w| r2 == Err(Rejection::Time(*w))),
+                        .any(|w| r2 == Err(Rejection::Time(w))),
                 "valid at {now}, {r2:?} at earlier {t}"
             );
         }
@@ -250,7 +256,7 @@ fn check_access(c: AccessTokenIn, leeway: u64, max_lifetime: u64, now: UnixTime)
         );
         return Ok(Reached::Refused);
     }
-    if !c.aud.as_ref().is_some_and(|a| a.values() == [AUD]) {
+    if c.aud.as_ref().is_none_or(|a| a.values() != [AUD]) {
         ensure!(r == Err(Rejection::Audience), "aud {:?} gave {r:?}", c.aud);
         return Ok(Reached::Refused);
     }
