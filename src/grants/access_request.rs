@@ -113,17 +113,7 @@ pub async fn load(
     id: &str,
     now: UnixTime,
 ) -> Result<Option<AccessRequest>, OAuthError> {
-    let Some(bytes) = b
-        .store
-        .get(RecordKind::AccessRequest, id, now)
-        .await
-        .map_err(unavailable)?
-    else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| unavailable(StoreError::Corrupt(e.to_string())))
+    super::stored(b, RecordKind::AccessRequest, id, now, false).await
 }
 
 /// Take a request out of the store (exactly one of concurrent deciders gets it).
@@ -132,17 +122,7 @@ pub async fn claim(
     id: &str,
     now: UnixTime,
 ) -> Result<Option<AccessRequest>, OAuthError> {
-    let Some(bytes) = b
-        .store
-        .take(RecordKind::AccessRequest, id, now)
-        .await
-        .map_err(unavailable)?
-    else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| unavailable(StoreError::Corrupt(e.to_string())))
+    super::stored(b, RecordKind::AccessRequest, id, now, true).await
 }
 
 /// Write (create or replace) a request.

@@ -91,25 +91,13 @@ fn unavailable(e: StoreError) -> OAuthError {
     OAuthError::unavailable("try again later", 1)
 }
 
-fn decode(bytes: Option<Vec<u8>>) -> Result<Option<ApprovalRecord>, OAuthError> {
-    bytes
-        .map(|b| serde_json::from_slice(&b))
-        .transpose()
-        .map_err(|e| unavailable(StoreError::Corrupt(e.to_string())))
-}
-
 /// Read an approval.
 pub async fn load(
     b: &Broker,
     id: &str,
     now: UnixTime,
 ) -> Result<Option<ApprovalRecord>, OAuthError> {
-    decode(
-        b.store
-            .get(RecordKind::Approval, id, now)
-            .await
-            .map_err(unavailable)?,
-    )
+    super::stored(b, RecordKind::Approval, id, now, false).await
 }
 
 /// Write (create or replace) an approval.
@@ -128,12 +116,7 @@ pub async fn consume(
     id: &str,
     now: UnixTime,
 ) -> Result<Option<ApprovalRecord>, OAuthError> {
-    decode(
-        b.store
-            .take(RecordKind::Approval, id, now)
-            .await
-            .map_err(unavailable)?,
-    )
+    super::stored(b, RecordKind::Approval, id, now, true).await
 }
 
 /// What a new pending approval is about.

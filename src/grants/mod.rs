@@ -93,6 +93,31 @@ pub(crate) async fn revoked_for_issuance(
     Ok(None)
 }
 
+/// A JSON record of `kind` from the store: read (`take = false`) or removed atomically
+/// (`take = true`; exactly one concurrent caller gets it). A store failure or an undecodable
+/// record is 503 (fail closed).
+pub(crate) async fn stored<T: serde::de::DeserializeOwned>(
+    b: &Broker,
+    kind: crate::store::RecordKind,
+    id: &str,
+    now: UnixTime,
+    take: bool,
+) -> Result<Option<T>, OAuthError> {
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, kind = kind.prefix(), "store unavailable for a record");
+        OAuthError::unavailable("try again later", 1)
+    };
+    let got = if take {
+        b.store.take(kind, id, now).await
+    } else {
+        b.store.get(kind, id, now).await
+    };
+    got.map_err(|e| unavailable(&e))?
+        .map(|bytes| serde_json::from_slice(&bytes))
+        .transpose()
+        .map_err(|e| unavailable(&e))
+}
+
 fn server_error(e: &dyn std::fmt::Display) -> OAuthError {
     tracing::error!(error = %e, "token issuance failed");
     OAuthError::new(ErrorCode::ServerError, "internal error")
