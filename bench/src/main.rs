@@ -287,7 +287,7 @@ fn run(args: &Args) -> Result<(), String> {
         server::cpu_seconds("self", ticks)
     });
     println!(
-        "per step, one thread: RS256 verify {:.1} µs · ES256 sign {:.1} µs · ES256 verify {:.1} µs",
+        "per step (CPU time, one thread): RS256 verify {:.1} µs · ES256 sign {:.1} µs · ES256 verify {:.1} µs",
         limit.per_op_us[0], limit.per_op_us[1], limit.per_op_us[2]
     );
     println!(

@@ -93,8 +93,6 @@ pub fn generate_keys(lanyard: &Path, config: &Path) -> Result<(), String> {
 pub struct Lanyard {
     /// The process.
     pub proc: Proc,
-    /// `127.0.0.1:PORT` it listens on.
-    pub addr: std::net::SocketAddr,
 }
 
 /// Why lanyard did not start.
@@ -154,7 +152,7 @@ pub fn start_lanyard(
             return Err(StartFailure::Refused(text(&head)));
         }
         if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(Lanyard { proc, addr });
+            return Ok(Lanyard { proc });
         }
         std::thread::sleep(Duration::from_millis(20));
     }
