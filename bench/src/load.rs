@@ -139,11 +139,11 @@ impl Conn {
         self.buf.clear();
         let mut head: Option<(u16, usize, usize)> = None;
         loop {
-            if let Some((status, start, len)) = head {
-                if self.buf.len() >= start + len {
-                    self.buf.truncate(start + len);
-                    return Ok((status, start));
-                }
+            if let Some((status, start, len)) = head
+                && self.buf.len() >= start + len
+            {
+                self.buf.truncate(start + len);
+                return Ok((status, start));
             }
             if self.buf.capacity() - self.buf.len() < 4096 {
                 self.buf.reserve(16 * 1024);

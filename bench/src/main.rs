@@ -154,7 +154,7 @@ fn fmt_n(x: f64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -429,15 +429,14 @@ fn run_store(
             args.redis_appendfsync
         ))
     );
-    if sample.is_none() {
-        if let Ok(v) = lanyard::crypto::verify::parse(&access_token)
+    if sample.is_none()
+        && let Ok(v) = lanyard::crypto::verify::parse(&access_token)
             .map_err(|e| e.to_string())
             .and_then(|j| {
                 serde_json::from_slice::<serde_json::Value>(&j.payload).map_err(|e| e.to_string())
             })
-        {
-            println!("a sample access token's claims: {v}");
-        }
+    {
+        println!("a sample access token's claims: {v}");
     }
     for &c in &args.concurrency {
         outcomes.push(run_phase(

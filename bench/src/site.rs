@@ -84,9 +84,11 @@ pub const RESOURCES: &[Resource] = &[
     },
 ];
 
-/// Groups (from the IdP's `groups` claim) and what each entitles on which resource (by index
-/// into [`RESOURCES`]).
-pub const GROUPS: &[(&str, &[(usize, &[&str])])] = &[
+/// A group and what it entitles: `(resource index into [`RESOURCES`], actions)`.
+pub type Group = (&'static str, &'static [(usize, &'static [&'static str])]);
+
+/// Groups (from the IdP's `groups` claim) and what each entitles.
+pub const GROUPS: &[Group] = &[
     (
         "eng",
         &[
@@ -127,7 +129,7 @@ pub const GROUPS: &[(&str, &[(usize, &[&str])])] = &[
 ];
 
 /// Every human is in this group too.
-const STAFF: (&str, &[(usize, &[&str])]) = ("staff", &[(3, &["event.read", "event.create"])]);
+const STAFF: Group = ("staff", &[(3, &["event.read", "event.create"])]);
 
 /// A human at the enterprise IdP.
 pub struct Human {

@@ -290,6 +290,9 @@ fn again(e: &StoreError) -> StoreError {
     }
 }
 
+/// The audit chain head: `(seq, hash)` of the last entry.
+type ChainHead = (u64, [u8; 32]);
+
 /// One batch of audit appends, with what it needs of the store.
 struct AuditJob {
     conn: ConnectionManager,
@@ -308,7 +311,7 @@ impl AuditJob {
     ) -> Option<(u64, [u8; 32])> {
         let (bodies, waiters): (Vec<Vec<u8>>, Vec<_>) = batch.into_iter().unzip();
         let (mut seq, mut prev) = start.unwrap_or((0, [0; 32]));
-        let outcome: Result<(Vec<AuditEntry>, (u64, [u8; 32])), StoreError> = 'rounds: {
+        let outcome: Result<(Vec<AuditEntry>, ChainHead), StoreError> = 'rounds: {
             for _ in 0..CAS_ROUNDS {
                 let mut entries = Vec::with_capacity(bodies.len());
                 let mut inv = self.script.prepare_invoke();
