@@ -371,3 +371,44 @@ pub fn quantile_ms(sorted: &[u32], q: f64) -> f64 {
     let idx = ((sorted.len() as f64 - 1.0) * q).round() as usize;
     f64::from(sorted[idx.min(sorted.len() - 1)]) / 1000.0
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn token_fields_are_read_from_a_compact_body() {
+        let body = br#"{"access_token":"a.b.c","issued_token_type":"x","scope":"repo.read issue.comment"}"#;
+        assert_eq!(json_str(body, "access_token"), Some("a.b.c"));
+        assert_eq!(json_str(body, "scope"), Some("repo.read issue.comment"));
+        assert_eq!(json_str(body, "missing"), None);
+    }
+
+    #[test]
+    fn response_heads_give_status_and_length() {
+        let h = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nContent-Length: 42";
+        assert_eq!(parse_head(h), Ok(Some((200, 42))));
+        assert_eq!(
+            parse_head(b"HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked"),
+            Ok(None)
+        );
+        assert!(parse_head(b"garbage").is_err());
+    }
+
+    #[test]
+    fn quantiles_of_sorted_samples() {
+        let v: Vec<u32> = (1..=100).map(|x| x * 1000).collect();
+        assert_eq!(quantile_ms(&v, 0.5), 51.0);
+        assert_eq!(quantile_ms(&v, 0.99), 99.0);
+        assert_eq!(quantile_ms(&v, 1.0), 100.0);
+        assert!(quantile_ms(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn form_values_are_percent_encoded() {
+        assert_eq!(enc("a b/c:d"), "a+b%2Fc%3Ad");
+        assert_eq!(enc("slack:T01/C000-eng"), "slack%3AT01%2FC000-eng");
+    }
+}

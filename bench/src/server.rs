@@ -2,10 +2,9 @@
 //! a `redis-server` on a free loopback port. Plus the `/proc` readings: CPU time of a process
 //! (all its threads, living and exited) and of the whole machine.
 
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// A child killed on drop.
@@ -94,8 +93,6 @@ pub fn generate_keys(lanyard: &Path, config: &Path) -> Result<(), String> {
 pub struct Lanyard {
     /// The process.
     pub proc: Proc,
-    /// `127.0.0.1:PORT` it listens on.
-    pub addr: std::net::SocketAddr,
 }
 
 /// Why lanyard did not start.
@@ -106,10 +103,15 @@ pub enum StartFailure {
     Other(String),
 }
 
-/// Start `lanyard serve --config <config>` and wait for its listening line. Its log (one JSON
-/// line per event at the configured level) is read and discarded by a thread, as a log
-/// shipper would, so the pipe never blocks it.
-pub fn start_lanyard(lanyard: &Path, config: &Path) -> Result<Lanyard, StartFailure> {
+/// Start `lanyard serve --config <config>` (which listens on `addr`) and wait until it
+/// accepts connections. Its log (one JSON line per event at the configured level) is read and
+/// discarded by a thread, as a log shipper would, so the pipe never blocks it; the first lines
+/// are kept to explain a refusal.
+pub fn start_lanyard(
+    lanyard: &Path,
+    config: &Path,
+    addr: std::net::SocketAddr,
+) -> Result<Lanyard, StartFailure> {
     let mut child = Command::new(lanyard)
         .args(["serve", "--config"])
         .arg(config)
@@ -118,50 +120,46 @@ pub fn start_lanyard(lanyard: &Path, config: &Path) -> Result<Lanyard, StartFail
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| StartFailure::Other(format!("{}: {e}", lanyard.display())))?;
-    let Some(stderr) = child.stderr.take() else {
+    let Some(mut stderr) = child.stderr.take() else {
         return Err(StartFailure::Other("no stderr pipe".into()));
     };
-    let (tx, rx) = mpsc::channel::<Result<String, String>>();
+    let head = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let h2 = head.clone();
     std::thread::spawn(move || {
-        let mut r = BufReader::with_capacity(1 << 16, stderr);
-        let mut seen = String::new();
-        let mut line = String::new();
-        // Until the listening line: keep the text (it explains a refusal).
-        loop {
-            line.clear();
-            match r.read_line(&mut line) {
-                Ok(0) | Err(_) => {
-                    let _ = tx.send(Err(seen));
-                    return;
-                }
-                Ok(_) => {}
-            }
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && v["message"] == "lanyard listening"
-            {
-                let _ = tx.send(Ok(v["addr"].as_str().unwrap_or_default().to_owned()));
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
                 break;
             }
-            if seen.len() < 16 * 1024 {
-                seen.push_str(&line);
+            if let Ok(mut h) = h2.lock()
+                && h.len() < 16 * 1024
+            {
+                h.extend_from_slice(&buf[..n]);
             }
         }
-        let mut buf = vec![0u8; 1 << 16];
-        while matches!(r.read(&mut buf), Ok(n) if n > 0) {}
     });
-    let proc = Proc { child };
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(Ok(addr)) => {
-            let addr = addr
-                .parse()
-                .map_err(|_| StartFailure::Other(format!("unreadable listen address {addr}")))?;
-            Ok(Lanyard { proc, addr })
+    let mut proc = Proc { child };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = |head: &std::sync::Mutex<Vec<u8>>| {
+        head.lock()
+            .map(|h| String::from_utf8_lossy(&h).into_owned())
+            .unwrap_or_default()
+    };
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = proc.child.try_wait() {
+            // Let the reader take the last lines.
+            std::thread::sleep(Duration::from_millis(100));
+            return Err(StartFailure::Refused(text(&head)));
         }
-        Ok(Err(text)) => Err(StartFailure::Refused(text)),
-        Err(_) => Err(StartFailure::Other(
-            "lanyard did not report listening within 30 s".into(),
-        )),
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(Lanyard { proc });
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
+    Err(StartFailure::Other(format!(
+        "lanyard did not listen on {addr} within 30 s:\n{}",
+        text(&head)
+    )))
 }
 
 /// A free loopback port (bound and released; Redis binds it a moment later).

@@ -30,7 +30,11 @@
 //!   returns the current head and the writer recomputes. Inside one process appends are
 //!   serialised by a mutex that also caches the head, so the common case is one round trip
 //!   and only replicas contend with each other; each round someone wins, and a writer gives
-//!   up (503, token withheld) after [`CAS_ROUNDS`] lost rounds.
+//!   up (503, token withheld) after [`CAS_ROUNDS`] lost rounds. Appends that arrive while
+//!   one is in flight queue up, and the next holder of the mutex appends them all in one
+//!   script call (group commit, as the embedded store does): with `appendfsync always`, one
+//!   round trip per record serialised every token response behind one fsync
+//!   (BENCHMARKS.md).
 //!
 //! # Keys (under the configured prefix, default `lanyard:`)
 //!
@@ -136,7 +140,7 @@ local n = redis.call('LLEN', KEYS[1])
 local head = string.rep('\0', 32)
 if n > 0 then head = string.sub(redis.call('LINDEX', KEYS[1], -1), 33, 64) end
 if tonumber(ARGV[1]) == n + 1 and ARGV[2] == head then
-  redis.call('RPUSH', KEYS[1], ARGV[3])
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
   return {1}
 end
 return {0, n, head}
@@ -278,6 +282,119 @@ pub struct RedisStore {
     clock: Arc<dyn Clock>,
     /// This process's view of the audit chain head `(seq, hash)`; also serialises appends.
     audit_head: tokio::sync::Mutex<Option<(u64, [u8; 32])>>,
+    /// Audit records waiting for the holder of `audit_head`, with where to answer.
+    audit_queue: std::sync::Mutex<Vec<PendingAudit>>,
+}
+
+/// An audit record waiting to be appended.
+type PendingAudit = (
+    Vec<u8>,
+    tokio::sync::oneshot::Sender<Result<AuditEntry, StoreError>>,
+);
+
+/// Most records appended by one script call (Lua's `unpack` has a stack limit).
+const MAX_AUDIT_BATCH: usize = 256;
+
+/// The same failure for each waiter of a batch.
+fn again(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+        StoreError::InUse(m) => StoreError::InUse(m.clone()),
+    }
+}
+
+/// The audit chain head: `(seq, hash)` of the last entry.
+type ChainHead = (u64, [u8; 32]);
+
+/// One batch of audit appends, with what it needs of the store.
+struct AuditJob {
+    conn: ConnectionManager,
+    script: Script,
+    key: String,
+    deadline: Duration,
+}
+
+impl AuditJob {
+    /// Append after `start` (the cached head, if any), one script call per CAS round;
+    /// answer every waiter; the new head on success.
+    async fn run(
+        mut self,
+        start: Option<(u64, [u8; 32])>,
+        batch: Vec<PendingAudit>,
+    ) -> Option<(u64, [u8; 32])> {
+        let (bodies, waiters): (Vec<Vec<u8>>, Vec<_>) = batch.into_iter().unzip();
+        let (mut seq, mut prev) = start.unwrap_or((0, [0; 32]));
+        let outcome: Result<(Vec<AuditEntry>, ChainHead), StoreError> = 'rounds: {
+            for _ in 0..CAS_ROUNDS {
+                let mut entries = Vec::with_capacity(bodies.len());
+                let mut inv = self.script.prepare_invoke();
+                inv.key(&self.key).arg(seq + 1).arg(&prev[..]);
+                let (mut n, mut p) = (seq, prev);
+                for body in &bodies {
+                    n += 1;
+                    let hash = AuditEntry::chain_hash(&p, n, body);
+                    let mut raw = Vec::with_capacity(64 + body.len());
+                    raw.extend_from_slice(&p);
+                    raw.extend_from_slice(&hash);
+                    raw.extend_from_slice(body);
+                    inv.arg(raw);
+                    entries.push(AuditEntry {
+                        seq: n,
+                        prev_hash: p,
+                        hash,
+                        body: body.clone(),
+                    });
+                    p = hash;
+                }
+                let reply: Vec<Value> =
+                    match tokio::time::timeout(self.deadline, inv.invoke_async(&mut self.conn))
+                        .await
+                    {
+                        Ok(Ok(r)) => r,
+                        Ok(Err(e)) => break 'rounds Err(unavailable(e)),
+                        Err(_) => break 'rounds Err(unavailable("no answer within the deadline")),
+                    };
+                match reply.as_slice() {
+                    [Value::Int(1)] => break 'rounds Ok((entries, (n, p))),
+                    [Value::Int(0), Value::Int(len), Value::BulkString(h)] => {
+                        let Ok(len) = u64::try_from(*len) else {
+                            break 'rounds Err(corrupt("audit length"));
+                        };
+                        if len < seq {
+                            tracing::error!(
+                                held = len,
+                                seen = seq,
+                                "the audit chain in Redis is shorter than this process last saw: Redis lost data (persistence off, or restored from an older snapshot); the chain continues from what is there"
+                            );
+                        }
+                        seq = len;
+                        let Ok(h) = h.as_slice().try_into() else {
+                            break 'rounds Err(corrupt("audit chain head"));
+                        };
+                        prev = h;
+                    }
+                    _ => break 'rounds Err(corrupt("audit append reply")),
+                }
+            }
+            Err(unavailable("audit chain contended; gave up"))
+        };
+        match outcome {
+            Ok((entries, new_head)) => {
+                for (w, e) in waiters.into_iter().zip(entries) {
+                    // A waiter that went away (request cancelled) needs no answer.
+                    let _ = w.send(Ok(e));
+                }
+                Some(new_head)
+            }
+            Err(e) => {
+                for w in waiters {
+                    let _ = w.send(Err(again(&e)));
+                }
+                None
+            }
+        }
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -341,7 +458,32 @@ impl RedisStore {
             scripts: Scripts::new(),
             clock,
             audit_head: tokio::sync::Mutex::new(None),
+            audit_queue: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Append `batch` in order after the chain head; answer every waiter. The work runs as
+    /// its own task, so a request cancelled while holding the head strands no one else's
+    /// answer; the head cache is then simply re-learnt by the next holder (one lost CAS).
+    async fn append_batch(&self, head: &mut Option<(u64, [u8; 32])>, batch: Vec<PendingAudit>) {
+        let conn = match self.conn().await {
+            Ok(c) => c,
+            Err(e) => {
+                *head = None;
+                for (_, w) in batch {
+                    let _ = w.send(Err(again(&e)));
+                }
+                return;
+            }
+        };
+        let job = AuditJob {
+            conn,
+            script: self.scripts.audit_append.clone(),
+            key: self.keys.audit(),
+            deadline: self.deadline,
+        };
+        let start = head.take();
+        *head = tokio::spawn(job.run(start, batch)).await.ok().flatten();
     }
 
     async fn conn(&self) -> Result<ConnectionManager, StoreError> {
@@ -630,48 +772,31 @@ impl Store for RedisStore {
     }
 
     async fn append_audit(&self, body: Vec<u8>) -> Result<AuditEntry, StoreError> {
+        use tokio::sync::oneshot::error::TryRecvError;
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        self.audit_queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((body, tx));
+        // Whoever holds the head appends what is queued, in batches, until its own record is
+        // answered (an earlier holder may already have taken it).
         let mut head = self.audit_head.lock().await;
-        let (mut seq, mut prev) = head.unwrap_or((0, [0; 32]));
-        for _ in 0..CAS_ROUNDS {
-            let next = seq + 1;
-            let hash = AuditEntry::chain_hash(&prev, next, &body);
-            let mut raw = Vec::with_capacity(64 + body.len());
-            raw.extend_from_slice(&prev);
-            raw.extend_from_slice(&hash);
-            raw.extend_from_slice(&body);
-            let mut inv = self.scripts.audit_append.prepare_invoke();
-            inv.key(self.keys.audit()).arg(next).arg(&prev[..]).arg(raw);
-            let reply: Vec<Value> = self.run(&inv).await?;
-            match reply.as_slice() {
-                [Value::Int(1)] => {
-                    *head = Some((next, hash));
-                    return Ok(AuditEntry {
-                        seq: next,
-                        prev_hash: prev,
-                        hash,
-                        body,
-                    });
-                }
-                [Value::Int(0), Value::Int(n), Value::BulkString(h)] => {
-                    let n = u64::try_from(*n).map_err(|_| corrupt("audit length"))?;
-                    if n < seq {
-                        tracing::error!(
-                            held = n,
-                            seen = seq,
-                            "the audit chain in Redis is shorter than this process last saw: Redis lost data (persistence off, or restored from an older snapshot); the chain continues from what is there"
-                        );
-                    }
-                    seq = n;
-                    prev = h
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| corrupt("audit chain head"))?;
-                }
-                _ => return Err(corrupt("audit append reply")),
+        loop {
+            match rx.try_recv() {
+                Ok(answer) => return answer,
+                Err(TryRecvError::Closed) => return Err(unavailable("audit append abandoned")),
+                Err(TryRecvError::Empty) => {}
             }
+            let batch: Vec<PendingAudit> = {
+                let mut q = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
+                let n = q.len().min(MAX_AUDIT_BATCH);
+                q.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                return Err(unavailable("audit record lost from the queue"));
+            }
+            self.append_batch(&mut head, batch).await;
         }
-        *head = None;
-        Err(unavailable("audit chain contended; gave up"))
     }
 
     async fn audit_since(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
