@@ -141,6 +141,13 @@ issuer = "{IDP_ISSUER}"
 issuer = "{AS_ISSUER}"
 [policy]
 file = "policy.toml"
+[outbound]
+# The bench's OIDC issuer listens on loopback.
+allow_private_addresses = true
+[limits]
+# The benchmark measures capacity; request-rate limits are each deployment's policy.
+per_client = "off"
+per_address = "off"
 "#
     )
 }

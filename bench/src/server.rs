@@ -50,6 +50,12 @@ pub fn lanyard_binary(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
                 "build",
                 "--release",
                 "--quiet",
+                // Both packages, so that features resolve as for `cargo run -p lanyard-bench`
+                // and nothing already built is rebuilt.
+                "-p",
+                "lanyard",
+                "-p",
+                "lanyard-bench",
                 "--bin",
                 "lanyard",
                 "--manifest-path",
