@@ -45,7 +45,25 @@ pub fn lanyard_binary(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
         // CARGO is set by `cargo run`: build the server of the same workspace.
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
         eprintln!("building lanyard (release) …");
-        let status = Command::new(cargo)
+        let mut build = Command::new(cargo);
+        // `cargo run` gives this program its package's variables; passed on, they would make
+        // build scripts that watch them (ring's) look changed and rebuild everything.
+        for (k, _) in std::env::vars_os() {
+            if let Some(k) = k.to_str()
+                && (k.starts_with("CARGO_PKG_")
+                    || matches!(
+                        k,
+                        "CARGO_MANIFEST_DIR"
+                            | "CARGO_MANIFEST_PATH"
+                            | "CARGO_CRATE_NAME"
+                            | "CARGO_BIN_NAME"
+                            | "CARGO_PRIMARY_PACKAGE"
+                    ))
+            {
+                build.env_remove(k);
+            }
+        }
+        let status = build
             .args([
                 "build",
                 "--release",

@@ -18,7 +18,7 @@ use crate::crypto::dpop::Proof;
 use crate::crypto::{Typ, random_id, sign_jwt, verify};
 use crate::oauth::{ErrorCode, FormParams, OAuthError, urn};
 use crate::policy::Resource;
-use crate::store::{FirstUse, replay_key};
+use crate::store::replay_key;
 
 /// The grant type URN.
 pub const GRANT_TYPE: &str = urn::GRANT_JWT_BEARER;
@@ -367,23 +367,6 @@ pub async fn handle(
         return Err(trail.deny(&r, reject));
     }
 
-    // Single use (checklist D2), recorded only once everything else has passed.
-    if !g.reuse_allowed {
-        let key = replay_key(&["id-jag", &g.iss, &g.jti]);
-        match b
-            .store
-            .first_use(key, g.exp.saturating_add(b.settings.leeway), now)
-            .await
-        {
-            Ok(FirstUse::Yes) => {}
-            Ok(FirstUse::Replay) => return Err(trail.deny(&Rejection::Replay, reject)),
-            Err(e) => {
-                tracing::error!(error = %e, "store unavailable for the ID-JAG replay check");
-                return Err(OAuthError::unavailable("try again later", 1));
-            }
-        }
-    }
-
     let ttl = me
         .settings
         .max_token_ttl
@@ -437,18 +420,30 @@ pub async fn handle(
     let key = keys
         .active(now)
         .ok_or_else(|| OAuthError::unavailable("signing key unavailable", 5))?;
+    let reason = if decision.needs_approval.is_empty() {
+        "granted"
+    } else {
+        "granted; actions needing approval held back"
+    };
+    // Single use (checklist D2), recorded only once everything else has passed, in the same
+    // atomic store step as the issuance's audit record: one commit, before anything is signed.
+    if g.reuse_allowed {
+        trail.issued(&decision.actions, &jti, reason).await?;
+    } else {
+        let spent = trail
+            .issued_spending(
+                replay_key(&["id-jag", &g.iss, &g.jti]),
+                g.exp.saturating_add(b.settings.leeway),
+                &decision.actions,
+                &jti,
+                reason,
+            )
+            .await?;
+        if !spent {
+            return Err(trail.deny(&Rejection::Replay, reject));
+        }
+    }
     let token = sign_jwt(key, Typ::AccessToken, &claims).map_err(|e| super::server_error(&e))?;
-    trail
-        .issued(
-            &decision.actions,
-            &jti,
-            if decision.needs_approval.is_empty() {
-                "granted"
-            } else {
-                "granted; actions needing approval held back"
-            },
-        )
-        .await?;
     let mut body = json!({
         "access_token": token,
         "token_type": if cnf.is_some() { "DPoP" } else { "Bearer" },

@@ -217,6 +217,37 @@ impl<'a> Trail<'a> {
         }
     }
 
+    /// Spend a single-use assertion (`replay` until `until`) and record the issuance it buys
+    /// in one atomic store step, before the token is signed (fail closed). `Ok(false)`: the
+    /// assertion was already spent, and nothing was recorded.
+    pub(crate) async fn issued_spending(
+        &self,
+        replay: crate::store::ReplayKey,
+        until: UnixTime,
+        actions: &[String],
+        jti: &str,
+        reason: &str,
+    ) -> Result<bool, OAuthError> {
+        let body = serde_json::to_vec(&self.record("issued", actions, reason, Some(jti)))
+            .map_err(|e| server_error(&e))?;
+        match self
+            .b
+            .store
+            .first_use_with_audit(replay, until, self.now, body)
+            .await
+        {
+            Ok(crate::store::FirstUse::Yes) => {
+                tracing::info!(event = self.event, agent = %self.agent, resource = ?self.resource, jti, "token issued");
+                Ok(true)
+            }
+            Ok(crate::store::FirstUse::Replay) => Ok(false),
+            Err(e) => {
+                tracing::error!(error = %e, "store unavailable for the replay check and audit record; token withheld");
+                Err(OAuthError::unavailable("try again later", 1))
+            }
+        }
+    }
+
     /// Record an issuance durably before the token leaves (fail closed).
     pub(crate) async fn issued(
         &self,

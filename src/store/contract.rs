@@ -26,6 +26,7 @@ where
     take_is_single_use_under_concurrency(Arc::new(make().await)).await;
     revocations_feed_in_order(&make().await).await;
     audit_chain_links(&make().await).await;
+    first_use_with_audit_records_only_a_first_use(&make().await).await;
     purge_drops_only_expired(&make().await).await;
     make().await.ping().await.expect("ping answers");
 }
@@ -237,6 +238,45 @@ pub async fn audit_chain_links(s: &dyn Store) {
     assert_eq!(all, vec![e1, e2.clone(), e3.clone()]);
     assert_eq!(s.audit_since(1, 1).await.unwrap(), vec![e2]);
     let _ = e3;
+}
+
+/// The spend of a single-use key and the audit record of what it bought go in together: a
+/// replay appends nothing, and the chain stays linked across both kinds of append.
+pub async fn first_use_with_audit_records_only_a_first_use(s: &dyn Store) {
+    let k = replay_key(&["id-jag", "https://idp.example", "j-1"]);
+    let before = s.append_audit(br#"{"n":0}"#.to_vec()).await.unwrap();
+    assert_eq!(
+        s.first_use_with_audit(k, T0 + 60, T0, br#"{"n":1}"#.to_vec())
+            .await
+            .unwrap(),
+        FirstUse::Yes
+    );
+    assert_eq!(
+        s.first_use_with_audit(k, T0 + 60, T0 + 1, br#"{"n":2}"#.to_vec())
+            .await
+            .unwrap(),
+        FirstUse::Replay
+    );
+    assert_eq!(
+        s.first_use(k, T0 + 60, T0 + 2).await.unwrap(),
+        FirstUse::Replay
+    );
+    let all = s.audit_since(0, 100).await.unwrap();
+    assert_eq!(all.len(), 2, "the replay appended nothing");
+    assert_eq!(all[1].body, br#"{"n":1}"#.to_vec());
+    assert_eq!(all[1].prev_hash, before.hash);
+    assert_eq!(
+        all[1].hash,
+        super::AuditEntry::chain_hash(&before.hash, 2, br#"{"n":1}"#)
+    );
+    // After expiry the key may be used again, and that use is on record too.
+    assert_eq!(
+        s.first_use_with_audit(k, T0 + 200, T0 + 60, br#"{"n":3}"#.to_vec())
+            .await
+            .unwrap(),
+        FirstUse::Yes
+    );
+    assert_eq!(s.audit_since(2, 100).await.unwrap().len(), 1);
 }
 
 /// Purging drops what has expired and keeps the rest.

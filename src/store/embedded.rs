@@ -46,6 +46,7 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 enum Op {
     FirstUse(ReplayKey, UnixTime, UnixTime, Reply<FirstUse>),
+    FirstUseAudit(ReplayKey, UnixTime, UnixTime, Vec<u8>, Reply<FirstUse>),
     Put(String, Vec<u8>, Option<UnixTime>, Reply<()>),
     Take(String, UnixTime, Reply<Option<Vec<u8>>>),
     Revoke(Box<Revocation>, Reply<u64>),
@@ -223,7 +224,7 @@ impl Done {
 fn fail(op: Op, msg: &str) {
     let e = || unavailable(msg);
     let _ = match op {
-        Op::FirstUse(.., r) => r.send(Err(e())).map_err(drop),
+        Op::FirstUse(.., r) | Op::FirstUseAudit(.., r) => r.send(Err(e())).map_err(drop),
         Op::Put(.., r) => r.send(Err(e())).map_err(drop),
         Op::Take(.., r) => r.send(Err(e())).map_err(drop),
         Op::Revoke(_, r) => r.send(Err(e())).map_err(drop),
@@ -312,6 +313,45 @@ fn next_seq<T: ReadableTable<u64, &'static [u8]>>(t: &T) -> Result<u64, redb::St
 
 type ApplyResult = Result<Done, Box<(Op, redb::Error)>>;
 
+/// Record `key` until `exp` unless it is recorded and unexpired at `now`.
+fn mark_used(
+    tx: &redb::WriteTransaction,
+    key: &ReplayKey,
+    exp: UnixTime,
+    now: UnixTime,
+) -> Result<FirstUse, redb::Error> {
+    let mut t = tx.open_table(REPLAY)?;
+    let seen = t.get(&key[..])?.map(|g| g.value());
+    if seen.is_some_and(|e| now < e) {
+        return Ok(FirstUse::Replay);
+    }
+    t.insert(&key[..], exp)?;
+    Ok(FirstUse::Yes)
+}
+
+/// Link `body` to the last audit entry and append it: `(seq, prev_hash, hash)`.
+fn append_audit(
+    tx: &redb::WriteTransaction,
+    body: &[u8],
+) -> Result<(u64, [u8; 32], [u8; 32]), redb::Error> {
+    let mut t = tx.open_table(AUDIT)?;
+    let last = t
+        .last()?
+        .map(|(k, v)| (k.value(), v.value().get(32..64).map(<[u8]>::to_vec)));
+    let (seq, prev_hash) = match last {
+        None => (1, [0u8; 32]),
+        Some((k, Some(h))) => (k + 1, h.try_into().unwrap_or([0u8; 32])),
+        Some((_, None)) => return Err(redb::Error::Corrupted("audit entry too short".into())),
+    };
+    let hash = AuditEntry::chain_hash(&prev_hash, seq, body);
+    let mut raw = Vec::with_capacity(64 + body.len());
+    raw.extend_from_slice(&prev_hash);
+    raw.extend_from_slice(&hash);
+    raw.extend_from_slice(body);
+    t.insert(seq, raw.as_slice())?;
+    Ok((seq, prev_hash, hash))
+}
+
 fn apply(tx: &redb::WriteTransaction, op: Op) -> ApplyResult {
     // Each arm hands the op back on error so its caller still gets an answer.
     macro_rules! tryop {
@@ -324,16 +364,24 @@ fn apply(tx: &redb::WriteTransaction, op: Op) -> ApplyResult {
     }
     match op {
         Op::FirstUse(key, exp, now, r) => {
-            let mut t = tryop!(tx.open_table(REPLAY), Op::FirstUse(key, exp, now, r));
-            let seen = tryop!(
-                t.get(&key[..]).map(|v| v.map(|g| g.value())),
+            let used = tryop!(
+                mark_used(tx, &key, exp, now),
                 Op::FirstUse(key, exp, now, r)
             );
-            if seen.is_some_and(|e| now < e) {
-                return Ok(Done::FirstUse(r, FirstUse::Replay));
+            Ok(Done::FirstUse(r, used))
+        }
+        Op::FirstUseAudit(key, exp, now, body, r) => {
+            let used = tryop!(
+                mark_used(tx, &key, exp, now),
+                Op::FirstUseAudit(key, exp, now, body, r)
+            );
+            if used == FirstUse::Yes {
+                tryop!(
+                    append_audit(tx, &body),
+                    Op::FirstUseAudit(key, exp, now, body, r)
+                );
             }
-            tryop!(t.insert(&key[..], exp), Op::FirstUse(key, exp, now, r));
-            Ok(Done::FirstUse(r, FirstUse::Yes))
+            Ok(Done::FirstUse(r, used))
         }
         Op::Put(key, value, exp, r) => {
             let mut t = tryop!(tx.open_table(RECORDS), Op::Put(key, value, exp, r));
@@ -391,34 +439,12 @@ fn apply(tx: &redb::WriteTransaction, op: Op) -> ApplyResult {
             Ok(Done::Bool(r, true))
         }
         Op::Audit(body, r) => {
-            let mut t = tryop!(tx.open_table(AUDIT), Op::Audit(body, r));
-            let last = tryop!(
-                    t.last()
-                        .map(|o| o
-                            .map(|(k, v)| (k.value(), v.value().get(32..64).map(<[u8]>::to_vec)))),
-                    Op::Audit(body, r)
-                );
-            let (seq, prev) = match last {
-                None => (1, [0u8; 32]),
-                Some((k, Some(h))) => (k + 1, h.try_into().unwrap_or([0u8; 32])),
-                Some((_, None)) => {
-                    return Err(Box::new((
-                        Op::Audit(body, r),
-                        redb::Error::Corrupted("audit entry too short".into()),
-                    )));
-                }
-            };
-            let hash = AuditEntry::chain_hash(&prev, seq, &body);
-            let mut raw = Vec::with_capacity(64 + body.len());
-            raw.extend_from_slice(&prev);
-            raw.extend_from_slice(&hash);
-            raw.extend_from_slice(&body);
-            tryop!(t.insert(seq, raw.as_slice()), Op::Audit(body, r));
+            let (seq, prev_hash, hash) = tryop!(append_audit(tx, &body), Op::Audit(body, r));
             Ok(Done::Audit(
                 r,
                 AuditEntry {
                     seq,
-                    prev_hash: prev,
+                    prev_hash,
                     hash,
                     body,
                 },
@@ -468,6 +494,17 @@ impl Store for EmbeddedStore {
         now: UnixTime,
     ) -> Result<FirstUse, StoreError> {
         self.call(|r| Op::FirstUse(key, expires_at, now, r)).await
+    }
+
+    async fn first_use_with_audit(
+        &self,
+        key: ReplayKey,
+        expires_at: UnixTime,
+        now: UnixTime,
+        audit: Vec<u8>,
+    ) -> Result<FirstUse, StoreError> {
+        self.call(|r| Op::FirstUseAudit(key, expires_at, now, audit, r))
+            .await
     }
 
     async fn put(

@@ -182,6 +182,27 @@ pub trait Store: Send + Sync + 'static {
         now: UnixTime,
     ) -> Result<FirstUse, StoreError>;
 
+    /// [`first_use`](Store::first_use) of `key` and, only when it is the first use, the
+    /// append of `audit` to the audit chain, as one atomic step: either both are recorded or
+    /// neither. A grant that spends a single-use assertion to issue a token records the spend
+    /// and the issuance together, before it signs. Backends that cannot do both in one step
+    /// run them in sequence (a failed append then leaves the key spent: fail closed).
+    async fn first_use_with_audit(
+        &self,
+        key: ReplayKey,
+        expires_at: UnixTime,
+        now: UnixTime,
+        audit: Vec<u8>,
+    ) -> Result<FirstUse, StoreError> {
+        match self.first_use(key, expires_at, now).await? {
+            FirstUse::Yes => {
+                self.append_audit(audit).await?;
+                Ok(FirstUse::Yes)
+            }
+            FirstUse::Replay => Ok(FirstUse::Replay),
+        }
+    }
+
     /// Create or replace a record.
     async fn put(
         &self,
