@@ -23,6 +23,7 @@ where
     first_use_expires(&make().await).await;
     first_use_is_atomic_under_concurrency(Arc::new(make().await)).await;
     records_round_trip_and_expire(&make().await).await;
+    listing_follows_every_change(&make().await).await;
     take_is_single_use_under_concurrency(Arc::new(make().await)).await;
     revocations_feed_in_order(&make().await).await;
     audit_chain_links(&make().await).await;
@@ -238,6 +239,37 @@ pub async fn audit_chain_links(s: &dyn Store) {
     assert_eq!(all, vec![e1, e2.clone(), e3.clone()]);
     assert_eq!(s.audit_since(1, 1).await.unwrap(), vec![e2]);
     let _ = e3;
+}
+
+/// For every kind, `list` shows at once what `put`, `take`, expiry and purging did (a backend
+/// may answer it from memory; it must not answer from before the change).
+pub async fn listing_follows_every_change(s: &dyn Store) {
+    for kind in RecordKind::ALL {
+        let ids = |v: Vec<(String, Vec<u8>)>| v.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+        assert!(s.list(kind, T0).await.unwrap().is_empty(), "{kind:?}");
+        s.put(kind, "b", b"2".to_vec(), Some(T0 + 10))
+            .await
+            .unwrap();
+        s.put(kind, "a", b"1".to_vec(), None).await.unwrap();
+        assert_eq!(ids(s.list(kind, T0).await.unwrap()), ["a", "b"], "{kind:?}");
+        s.put(kind, "a", b"1bis".to_vec(), None).await.unwrap();
+        assert_eq!(
+            s.list(kind, T0).await.unwrap()[0],
+            ("a".to_owned(), b"1bis".to_vec()),
+            "{kind:?}: a replaced value is listed"
+        );
+        assert!(s.take(kind, "a", T0).await.unwrap().is_some());
+        assert_eq!(ids(s.list(kind, T0).await.unwrap()), ["b"], "{kind:?}");
+        assert!(
+            s.list(kind, T0 + 10).await.unwrap().is_empty(),
+            "{kind:?}: expired"
+        );
+        s.purge_expired(T0 + 10).await.unwrap();
+        assert!(
+            s.list(kind, T0).await.unwrap().is_empty(),
+            "{kind:?}: purged"
+        );
+    }
 }
 
 /// The spend of a single-use key and the audit record of what it bought go in together: a

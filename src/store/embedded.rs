@@ -13,7 +13,8 @@
 //! commit that changed revocations, before any caller of that batch is answered, so an
 //! acknowledged revocation is seen by every later request. This process is the file's only
 //! writer (redb locks it). If re-reading fails, lookups go back to the file until a later
-//! re-read succeeds.
+//! re-read succeeds. Runtime grants, which both token legs list on every request, are
+//! mirrored the same way.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -55,15 +56,23 @@ enum Op {
     Purge(UnixTime, Reply<u64>),
 }
 
-/// Every stored revocation by subject key, as of the last commit; `None` = unknown (read
-/// the file).
-type Mirror = ArcSwapOption<HashMap<String, Revocation>>;
+/// What is kept in memory, as of the last commit; `None` = unknown (read the file).
+#[derive(Default)]
+struct Mirrors {
+    /// Every stored revocation by subject key.
+    revocations: ArcSwapOption<HashMap<String, Revocation>>,
+    /// Every stored runtime grant `(id, expiry, value)`, ordered by id, expired ones included.
+    runtime_grants: ArcSwapOption<Vec<Stored>>,
+}
+
+/// A record as stored: id, expiry, value.
+type Stored = (String, Option<UnixTime>, Vec<u8>);
 
 /// The embedded durable store.
 pub struct EmbeddedStore {
     db: Arc<Database>,
     writer: mpsc::Sender<Op>,
-    revocations: Arc<Mirror>,
+    mirrors: Arc<Mirrors>,
 }
 
 /// Read every revocation from the file.
@@ -80,12 +89,30 @@ fn read_revocations(db: &Database) -> Result<HashMap<String, Revocation>, StoreE
     Ok(out)
 }
 
-/// Re-read the mirror (after a commit that changed revocations).
-fn refresh(db: &Database, mirror: &Mirror) {
-    match read_revocations(db) {
+/// Every record of a kind, expired ones included, ordered by id.
+fn read_kind(db: &Database, kind: RecordKind) -> Result<Vec<Stored>, StoreError> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let t = tx.open_table(RECORDS).map_err(unavailable)?;
+    let prefix = format!("{}\u{1f}", kind.prefix());
+    let mut out = Vec::new();
+    for item in t.range(prefix.as_str()..).map_err(unavailable)? {
+        let (k, v) = item.map_err(unavailable)?;
+        let Some(id) = k.value().strip_prefix(prefix.as_str()) else {
+            break;
+        };
+        if let Some((e, body)) = decode_record(v.value()) {
+            out.push((id.to_owned(), e, body.to_vec()));
+        }
+    }
+    Ok(out)
+}
+
+/// Store a freshly read mirror, or forget it (lookups then read the file) if reading failed.
+fn keep<T>(mirror: &ArcSwapOption<T>, read: Result<T, StoreError>, what: &str) {
+    match read {
         Ok(m) => mirror.store(Some(Arc::new(m))),
         Err(e) => {
-            tracing::error!(error = %e, "store: revocations not re-read; reading the file per request");
+            tracing::error!(error = %e, what, "store: mirror not re-read; reading the file per request");
             mirror.store(None);
         }
     }
@@ -147,16 +174,17 @@ impl EmbeddedStore {
             tx.open_table(AUDIT).map_err(unavailable)?;
         }
         tx.commit().map_err(unavailable)?;
-        let loaded = read_revocations(&db)
-            .inspect_err(|e| {
-                tracing::error!(error = %e, "store: revocations not loaded; reading the file per request");
-            })
-            .ok();
-        let revocations = Arc::new(ArcSwapOption::new(loaded.map(Arc::new)));
+        let mirrors = Arc::new(Mirrors::default());
+        keep(&mirrors.revocations, read_revocations(&db), "revocations");
+        keep(
+            &mirrors.runtime_grants,
+            read_kind(&db, RecordKind::RuntimeGrant),
+            "runtime grants",
+        );
         let db = Arc::new(db);
         let (writer, rx) = mpsc::channel();
         let wdb = db.clone();
-        let mirror = revocations.clone();
+        let mirror = mirrors.clone();
         std::thread::Builder::new()
             .name("lanyard-store-writer".into())
             .spawn(move || writer_loop(&wdb, &rx, &mirror))
@@ -164,7 +192,7 @@ impl EmbeddedStore {
         Ok(Self {
             db,
             writer,
-            revocations,
+            mirrors,
         })
     }
 
@@ -177,7 +205,7 @@ impl EmbeddedStore {
     }
 }
 
-fn writer_loop(db: &Database, rx: &mpsc::Receiver<Op>, mirror: &Mirror) {
+fn writer_loop(db: &Database, rx: &mpsc::Receiver<Op>, mirror: &Mirrors) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -194,6 +222,19 @@ impl Op {
     /// Whether applying it may change the stored revocations.
     fn touches_revocations(&self) -> bool {
         matches!(self, Op::Revoke(..) | Op::Unrevoke(..) | Op::Purge(..))
+    }
+
+    /// Whether applying it may change the stored runtime grants.
+    fn touches_runtime_grants(&self) -> bool {
+        let grant = |key: &str| {
+            key.strip_prefix(RecordKind::RuntimeGrant.prefix())
+                .is_some_and(|rest| rest.starts_with('\u{1f}'))
+        };
+        match self {
+            Op::Put(key, ..) | Op::Take(key, ..) => grant(key),
+            Op::Purge(..) => true,
+            _ => false,
+        }
     }
 }
 
@@ -234,8 +275,9 @@ fn fail(op: Op, msg: &str) {
     };
 }
 
-fn apply_batch(db: &Database, batch: Vec<Op>, mirror: &Mirror) {
-    let touches = batch.iter().any(Op::touches_revocations);
+fn apply_batch(db: &Database, batch: Vec<Op>, mirror: &Mirrors) {
+    let revocations = batch.iter().any(Op::touches_revocations);
+    let runtime_grants = batch.iter().any(Op::touches_runtime_grants);
     let tx = match db.begin_write() {
         Ok(tx) => tx,
         Err(e) => {
@@ -270,8 +312,15 @@ fn apply_batch(db: &Database, batch: Vec<Op>, mirror: &Mirror) {
     match tx.commit() {
         Ok(()) => {
             // Before anyone of this batch hears back: later reads see what was acknowledged.
-            if touches {
-                refresh(db, mirror);
+            if revocations {
+                keep(&mirror.revocations, read_revocations(db), "revocations");
+            }
+            if runtime_grants {
+                keep(
+                    &mirror.runtime_grants,
+                    read_kind(db, RecordKind::RuntimeGrant),
+                    "runtime grants",
+                );
             }
             done.into_iter().for_each(Done::send);
         }
@@ -549,22 +598,18 @@ impl Store for EmbeddedStore {
         kind: RecordKind,
         now: UnixTime,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let tx = self.db.begin_read().map_err(unavailable)?;
-        let t = tx.open_table(RECORDS).map_err(unavailable)?;
-        let prefix = format!("{}\u{1f}", kind.prefix());
-        let mut out = Vec::new();
-        for item in t.range(prefix.as_str()..).map_err(unavailable)? {
-            let (k, v) = item.map_err(unavailable)?;
-            let Some(id) = k.value().strip_prefix(prefix.as_str()) else {
-                break;
-            };
-            if let Some((e, body)) = decode_record(v.value())
-                && live(e, now)
-            {
-                out.push((id.to_owned(), body.to_vec()));
-            }
+        let live_ones = |all: &[Stored]| {
+            all.iter()
+                .filter(|(_, e, _)| live(*e, now))
+                .map(|(id, _, v)| (id.clone(), v.clone()))
+                .collect()
+        };
+        if kind == RecordKind::RuntimeGrant
+            && let Some(m) = self.mirrors.runtime_grants.load().as_deref()
+        {
+            return Ok(live_ones(m));
         }
-        Ok(out)
+        Ok(live_ones(&read_kind(&self.db, kind)?))
     }
 
     async fn revoke(&self, revocation: Revocation) -> Result<u64, StoreError> {
@@ -576,7 +621,7 @@ impl Store for EmbeddedStore {
         subject: &RevocationSubject,
         now: UnixTime,
     ) -> Result<Option<Revocation>, StoreError> {
-        if let Some(m) = self.revocations.load().as_deref() {
+        if let Some(m) = self.mirrors.revocations.load().as_deref() {
             return Ok(m
                 .get(&subject.key())
                 .filter(|r| live(r.until, now))
@@ -707,6 +752,18 @@ mod tests {
         assert!(!path.exists(), "nothing was created");
     }
 
+    /// Open the store at `path` again once the previous handle's writer thread, which holds
+    /// the database until its channel closes, has released it.
+    async fn reopen(path: &Path) -> EmbeddedStore {
+        for _ in 0..500 {
+            match EmbeddedStore::open(path) {
+                Ok(s) => return s,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
+        panic!("the store did not reopen once the old writer released it");
+    }
+
     #[tokio::test]
     async fn state_survives_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -717,23 +774,40 @@ mod tests {
             assert_eq!(s.first_use(k, 100, 1).await.expect("first"), FirstUse::Yes);
             s.append_audit(b"{}".to_vec()).await.expect("audit");
         }
-        // The writer thread holds the database until its channel closes; wait for release.
-        let mut reopened = None;
-        for _ in 0..500 {
-            match EmbeddedStore::open(&path) {
-                Ok(s) => {
-                    reopened = Some(s);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
-            }
-        }
-        let s = reopened.expect("store reopens once the old writer has released it");
+        let s = reopen(&path).await;
         assert_eq!(
             s.first_use(k, 100, 2).await.expect("again"),
             FirstUse::Replay
         );
         assert_eq!(s.audit_since(0, 10).await.expect("audit").len(), 1);
+    }
+
+    /// Runtime grants are listed from memory, and what was there before a restart is listed
+    /// after it.
+    #[tokio::test]
+    async fn runtime_grants_are_listed_from_memory_and_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let k = RecordKind::RuntimeGrant;
+        {
+            let s = EmbeddedStore::open(&path).expect("open");
+            s.put(k, "g1", b"{}".to_vec(), Some(100))
+                .await
+                .expect("put");
+            s.put(RecordKind::Approval, "x", b"{}".to_vec(), None)
+                .await
+                .expect("put");
+            let m = s.mirrors.runtime_grants.load();
+            assert_eq!(m.as_deref().map(Vec::len), Some(1), "served from memory");
+            assert_eq!(s.list(k, 10).await.expect("list").len(), 1);
+        }
+        let s = reopen(&path).await;
+        assert!(s.mirrors.runtime_grants.load().is_some());
+        assert_eq!(
+            s.list(k, 10).await.expect("list"),
+            vec![("g1".to_owned(), b"{}".to_vec())]
+        );
+        assert!(s.list(k, 100).await.expect("list").is_empty(), "expired");
     }
 
     /// Revocations are answered from memory, yet a revocation acknowledged before a restart,
@@ -758,7 +832,7 @@ mod tests {
             assert!(s.revocation(&agent, 11).await.expect("read").is_none());
             s.revoke(rev(&agent)).await.expect("revoke");
             s.revoke(rev(&token)).await.expect("revoke");
-            assert!(s.revocations.load().is_some(), "served from memory");
+            assert!(s.mirrors.revocations.load().is_some(), "served from memory");
             assert_eq!(
                 s.revocation(&agent, 11).await.expect("read"),
                 Some(rev(&agent))
@@ -766,17 +840,7 @@ mod tests {
             assert!(s.unrevoke(&token).await.expect("unrevoke"));
             assert!(s.revocation(&token, 11).await.expect("read").is_none());
         }
-        let mut reopened = None;
-        for _ in 0..500 {
-            match EmbeddedStore::open(&path) {
-                Ok(s) => {
-                    reopened = Some(s);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
-            }
-        }
-        let s = reopened.expect("store reopens");
+        let s = reopen(&path).await;
         assert_eq!(
             s.revocation(&agent, 12).await.expect("read"),
             Some(rev(&agent))
