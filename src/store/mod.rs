@@ -183,10 +183,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<FirstUse, StoreError>;
 
     /// [`first_use`](Store::first_use) of `key` and, only when it is the first use, the
-    /// append of `audit` to the audit chain, as one atomic step: either both are recorded or
-    /// neither. A grant that spends a single-use assertion to issue a token records the spend
-    /// and the issuance together, before it signs. Backends that cannot do both in one step
-    /// run them in sequence (a failed append then leaves the key spent: fail closed).
+    /// append of `audit` to the audit chain. A grant that spends a single-use assertion to
+    /// issue a token records the spend and the issuance together, before it signs. The
+    /// embedded store does both in one transaction (both recorded or neither); this default,
+    /// which the Redis store uses, runs them in sequence, so a failed append leaves the key
+    /// spent and no token issued (fail closed). A replay appends nothing either way.
     async fn first_use_with_audit(
         &self,
         key: ReplayKey,
