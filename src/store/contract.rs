@@ -28,6 +28,7 @@ where
     revocations_feed_in_order(&make().await).await;
     audit_chain_links(&make().await).await;
     first_use_with_audit_records_only_a_first_use(&make().await).await;
+    first_use_with_audit_is_atomic_under_concurrency(Arc::new(make().await)).await;
     purge_drops_only_expired(&make().await).await;
     make().await.ping().await.expect("ping answers");
 }
@@ -309,6 +310,53 @@ pub async fn first_use_with_audit_records_only_a_first_use(s: &dyn Store) {
         FirstUse::Yes
     );
     assert_eq!(s.audit_since(2, 100).await.unwrap().len(), 1);
+}
+
+/// Of many concurrent spends of one key, each with its audit record, and plain appends among
+/// them, exactly one spend wins; only its record and the plain ones are appended, in one
+/// unbroken chain.
+pub async fn first_use_with_audit_is_atomic_under_concurrency<S: Store>(s: Arc<S>) {
+    let k = replay_key(&["id-jag", "iss", "race"]);
+    let other = replay_key(&["id-jag", "iss", "other"]);
+    let mut tasks = Vec::new();
+    for i in 0..24u32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = format!("{{\"n\":{i}}}").into_bytes();
+            match i % 3 {
+                0 => Some(s.first_use_with_audit(k, T0 + 60, T0, body).await.unwrap()),
+                1 => Some(
+                    s.first_use_with_audit(other, T0 + 60, T0, body)
+                        .await
+                        .unwrap(),
+                ),
+                _ => {
+                    s.append_audit(body).await.unwrap();
+                    None
+                }
+            }
+        }));
+    }
+    let mut yes = 0;
+    for t in tasks {
+        if t.await.unwrap() == Some(FirstUse::Yes) {
+            yes += 1;
+        }
+    }
+    assert_eq!(yes, 2, "one winner per key");
+    let all = s.audit_since(0, 100).await.unwrap();
+    assert_eq!(
+        all.len(),
+        2 + 8,
+        "the winners' records and every plain append"
+    );
+    let mut prev = [0u8; 32];
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1);
+        assert_eq!(e.prev_hash, prev);
+        assert_eq!(e.hash, super::AuditEntry::chain_hash(&prev, e.seq, &e.body));
+        prev = e.hash;
+    }
 }
 
 /// Purging drops what has expired and keeps the rest.

@@ -34,7 +34,10 @@
 //!   one is in flight queue up, and the next holder of the mutex appends them all in one
 //!   script call (group commit, as the embedded store does): with `appendfsync always`, one
 //!   round trip per record serialised every token response behind one fsync
-//!   (BENCHMARKS.md).
+//!   (BENCHMARKS.md). A record may carry the replay mark it spends
+//!   ([`Store::first_use_with_audit`]): the same script checks and sets the marks and
+//!   appends, or, if any mark was already spent, writes nothing and names those records,
+//!   which are answered as replays while the rest go again.
 //!
 //! # Keys (under the configured prefix, default `lanyard:`)
 //!
@@ -133,17 +136,41 @@ redis.call('DEL', KEYS[1])
 return feed_append(ARGV[2])
 ";
 
-/// KEYS[1] audit list; ARGV: seq, prev hash, entry. {1} = appended, {0, length, last hash}
-/// = the head moved (or the guess was wrong).
+/// KEYS[1] audit list, KEYS[2..] the replay marks some entries spend; ARGV: seq, prev hash,
+/// then per entry five values: the index in KEYS of the mark it spends (0 = none), the mark's
+/// expiry, now, its TTL, the entry. {1} = all appended (and their marks set); {0, length,
+/// last hash} = the head moved (or the guess was wrong); {2, i, j, …} = entries i, j, … (from
+/// 0) spend a mark already used (by an earlier request, or earlier in this batch): nothing
+/// written.
 const AUDIT_APPEND: &str = r"
 local n = redis.call('LLEN', KEYS[1])
 local head = string.rep('\0', 32)
 if n > 0 then head = string.sub(redis.call('LINDEX', KEYS[1], -1), 33, 64) end
-if tonumber(ARGV[1]) == n + 1 and ARGV[2] == head then
-  redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
-  return {1}
+if tonumber(ARGV[1]) ~= n + 1 or ARGV[2] ~= head then return {0, n, head} end
+local count = (#ARGV - 2) / 5
+local spent = {}
+local replays = {2}
+for i = 0, count - 1 do
+  local b = 3 + i * 5
+  local m = tonumber(ARGV[b])
+  if m > 0 then
+    local k = KEYS[m]
+    local seen = redis.call('GET', k)
+    if spent[k] or (seen and tonumber(ARGV[b + 2]) < tonumber(seen)) then
+      table.insert(replays, i)
+    else
+      spent[k] = true
+    end
+  end
 end
-return {0, n, head}
+if #replays > 1 then return replays end
+for i = 0, count - 1 do
+  local b = 3 + i * 5
+  local m = tonumber(ARGV[b])
+  if m > 0 then redis.call('SET', KEYS[m], ARGV[b + 1], 'EX', ARGV[b + 3]) end
+  redis.call('RPUSH', KEYS[1], ARGV[b + 4])
+end
+return {1}
 ";
 
 /// KEYS: replay marks; ARGV[1] now. Deletes the expired ones, returns how many.
@@ -286,13 +313,23 @@ pub struct RedisStore {
     audit_queue: std::sync::Mutex<Vec<PendingAudit>>,
 }
 
-/// An audit record waiting to be appended.
-type PendingAudit = (
-    Vec<u8>,
-    tokio::sync::oneshot::Sender<Result<AuditEntry, StoreError>>,
-);
+/// An audit record waiting to be appended; `None` is answered when the replay mark it spends
+/// was already used (and nothing was appended).
+struct PendingAudit {
+    body: Vec<u8>,
+    spends: Option<Spend>,
+    answer: tokio::sync::oneshot::Sender<Result<Option<AuditEntry>, StoreError>>,
+}
 
-/// Most records appended by one script call (Lua's `unpack` has a stack limit).
+/// A replay mark an audit record spends: set with the record, or neither is written.
+struct Spend {
+    key: String,
+    expires_at: UnixTime,
+    now: UnixTime,
+    ttl: u64,
+}
+
+/// Most records appended by one script call.
 const MAX_AUDIT_BATCH: usize = 256;
 
 /// The same failure for each waiter of a batch.
@@ -316,34 +353,52 @@ struct AuditJob {
 }
 
 impl AuditJob {
-    /// Append after `start` (the cached head, if any), one script call per CAS round;
-    /// answer every waiter; the new head on success.
+    /// Append after `start` (the cached head, if any), one script call per round; answer
+    /// every waiter; the new head on success. A round is lost to another writer (the head
+    /// moved: recompute over the new head) or to a record whose replay mark was already
+    /// spent (answer it `None`, drop it, recompute the rest).
     async fn run(
         mut self,
         start: Option<(u64, [u8; 32])>,
-        batch: Vec<PendingAudit>,
+        mut batch: Vec<PendingAudit>,
     ) -> Option<(u64, [u8; 32])> {
-        let (bodies, waiters): (Vec<Vec<u8>>, Vec<_>) = batch.into_iter().unzip();
         let (mut seq, mut prev) = start.unwrap_or((0, [0; 32]));
         let outcome: Result<(Vec<AuditEntry>, ChainHead), StoreError> = 'rounds: {
             for _ in 0..CAS_ROUNDS {
-                let mut entries = Vec::with_capacity(bodies.len());
+                if batch.is_empty() {
+                    break 'rounds Ok((Vec::new(), (seq, prev)));
+                }
+                let mut entries = Vec::with_capacity(batch.len());
                 let mut inv = self.script.prepare_invoke();
                 inv.key(&self.key).arg(seq + 1).arg(&prev[..]);
                 let (mut n, mut p) = (seq, prev);
-                for body in &bodies {
+                let mut marks = 1;
+                for item in &batch {
+                    match &item.spends {
+                        Some(sp) => {
+                            marks += 1;
+                            inv.key(&sp.key)
+                                .arg(marks)
+                                .arg(sp.expires_at)
+                                .arg(sp.now)
+                                .arg(sp.ttl);
+                        }
+                        None => {
+                            inv.arg(0).arg(0).arg(0).arg(0);
+                        }
+                    }
                     n += 1;
-                    let hash = AuditEntry::chain_hash(&p, n, body);
-                    let mut raw = Vec::with_capacity(64 + body.len());
+                    let hash = AuditEntry::chain_hash(&p, n, &item.body);
+                    let mut raw = Vec::with_capacity(64 + item.body.len());
                     raw.extend_from_slice(&p);
                     raw.extend_from_slice(&hash);
-                    raw.extend_from_slice(body);
+                    raw.extend_from_slice(&item.body);
                     inv.arg(raw);
                     entries.push(AuditEntry {
                         seq: n,
                         prev_hash: p,
                         hash,
-                        body: body.clone(),
+                        body: item.body.clone(),
                     });
                     p = hash;
                 }
@@ -357,6 +412,24 @@ impl AuditJob {
                     };
                 match reply.as_slice() {
                     [Value::Int(1)] => break 'rounds Ok((entries, (n, p))),
+                    [Value::Int(2), replays @ ..] if !replays.is_empty() => {
+                        let mut at = Vec::with_capacity(replays.len());
+                        for r in replays {
+                            match r {
+                                Value::Int(i) => match usize::try_from(*i) {
+                                    Ok(i) if i < batch.len() => at.push(i),
+                                    _ => break 'rounds Err(corrupt("audit append reply")),
+                                },
+                                _ => break 'rounds Err(corrupt("audit append reply")),
+                            }
+                        }
+                        at.sort_unstable();
+                        at.dedup();
+                        for i in at.into_iter().rev() {
+                            // A waiter that went away (request cancelled) needs no answer.
+                            let _ = batch.remove(i).answer.send(Ok(None));
+                        }
+                    }
                     [Value::Int(0), Value::Int(len), Value::BulkString(h)] => {
                         let Ok(len) = u64::try_from(*len) else {
                             break 'rounds Err(corrupt("audit length"));
@@ -381,15 +454,14 @@ impl AuditJob {
         };
         match outcome {
             Ok((entries, new_head)) => {
-                for (w, e) in waiters.into_iter().zip(entries) {
-                    // A waiter that went away (request cancelled) needs no answer.
-                    let _ = w.send(Ok(e));
+                for (w, e) in batch.into_iter().zip(entries) {
+                    let _ = w.answer.send(Ok(Some(e)));
                 }
                 Some(new_head)
             }
             Err(e) => {
-                for w in waiters {
-                    let _ = w.send(Err(again(&e)));
+                for w in batch {
+                    let _ = w.answer.send(Err(again(&e)));
                 }
                 None
             }
@@ -470,8 +542,8 @@ impl RedisStore {
             Ok(c) => c,
             Err(e) => {
                 *head = None;
-                for (_, w) in batch {
-                    let _ = w.send(Err(again(&e)));
+                for w in batch {
+                    let _ = w.answer.send(Err(again(&e)));
                 }
                 return;
             }
@@ -484,6 +556,43 @@ impl RedisStore {
         };
         let start = head.take();
         *head = tokio::spawn(job.run(start, batch)).await.ok().flatten();
+    }
+
+    /// Queue an audit record (with the replay mark it spends, if any) and wait for it: the
+    /// holder of the chain head appends what is queued, in batches, until this record is
+    /// answered (an earlier holder may already have taken it). `None`: the mark was spent.
+    async fn queue_audit(
+        &self,
+        body: Vec<u8>,
+        spends: Option<Spend>,
+    ) -> Result<Option<AuditEntry>, StoreError> {
+        use tokio::sync::oneshot::error::TryRecvError;
+        let (answer, mut rx) = tokio::sync::oneshot::channel();
+        self.audit_queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(PendingAudit {
+                body,
+                spends,
+                answer,
+            });
+        let mut head = self.audit_head.lock().await;
+        loop {
+            match rx.try_recv() {
+                Ok(answer) => return answer,
+                Err(TryRecvError::Closed) => return Err(unavailable("audit append abandoned")),
+                Err(TryRecvError::Empty) => {}
+            }
+            let batch: Vec<PendingAudit> = {
+                let mut q = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
+                let n = q.len().min(MAX_AUDIT_BATCH);
+                q.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                return Err(unavailable("audit record lost from the queue"));
+            }
+            self.append_batch(&mut head, batch).await;
+        }
     }
 
     async fn conn(&self) -> Result<ConnectionManager, StoreError> {
@@ -580,6 +689,27 @@ impl Store for RedisStore {
             1 => Ok(FirstUse::Yes),
             _ => Ok(FirstUse::Replay),
         }
+    }
+
+    /// One script call with the audit batch: the mark is checked and set, and the record
+    /// appended, atomically (one `appendfsync` instead of two round trips).
+    async fn first_use_with_audit(
+        &self,
+        key: ReplayKey,
+        expires_at: UnixTime,
+        now: UnixTime,
+        audit: Vec<u8>,
+    ) -> Result<FirstUse, StoreError> {
+        let spends = Spend {
+            key: self.keys.replay(&key),
+            expires_at,
+            now,
+            ttl: gc_ttl(expires_at, now).max(1),
+        };
+        Ok(match self.queue_audit(audit, Some(spends)).await? {
+            Some(_) => FirstUse::Yes,
+            None => FirstUse::Replay,
+        })
     }
 
     async fn put(
@@ -772,31 +902,9 @@ impl Store for RedisStore {
     }
 
     async fn append_audit(&self, body: Vec<u8>) -> Result<AuditEntry, StoreError> {
-        use tokio::sync::oneshot::error::TryRecvError;
-        let (tx, mut rx) = tokio::sync::oneshot::channel();
-        self.audit_queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((body, tx));
-        // Whoever holds the head appends what is queued, in batches, until its own record is
-        // answered (an earlier holder may already have taken it).
-        let mut head = self.audit_head.lock().await;
-        loop {
-            match rx.try_recv() {
-                Ok(answer) => return answer,
-                Err(TryRecvError::Closed) => return Err(unavailable("audit append abandoned")),
-                Err(TryRecvError::Empty) => {}
-            }
-            let batch: Vec<PendingAudit> = {
-                let mut q = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
-                let n = q.len().min(MAX_AUDIT_BATCH);
-                q.drain(..n).collect()
-            };
-            if batch.is_empty() {
-                return Err(unavailable("audit record lost from the queue"));
-            }
-            self.append_batch(&mut head, batch).await;
-        }
+        self.queue_audit(body, None)
+            .await?
+            .ok_or_else(|| corrupt("an audit append without a replay mark answered as a replay"))
     }
 
     async fn audit_since(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
