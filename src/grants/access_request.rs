@@ -127,25 +127,12 @@ pub async fn claim(
 
 /// Write (create or replace) a request.
 pub async fn save(b: &Broker, r: &AccessRequest) -> Result<(), OAuthError> {
-    let bytes =
-        serde_json::to_vec(r).map_err(|e| unavailable(StoreError::Corrupt(e.to_string())))?;
-    b.store
-        .put(RecordKind::AccessRequest, &r.id, bytes, Some(r.expires_at))
-        .await
-        .map_err(unavailable)
+    super::save_record(b, RecordKind::AccessRequest, &r.id, r, r.expires_at).await
 }
 
 /// Every live request.
 pub async fn list(b: &Broker, now: UnixTime) -> Result<Vec<AccessRequest>, OAuthError> {
-    let records = b
-        .store
-        .list(RecordKind::AccessRequest, now)
-        .await
-        .map_err(unavailable)?;
-    Ok(records
-        .iter()
-        .filter_map(|(_, bytes)| serde_json::from_slice(bytes).ok())
-        .collect())
+    super::listed(b, RecordKind::AccessRequest, now).await
 }
 
 /// Audit one step of a request's life.

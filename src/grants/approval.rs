@@ -26,7 +26,7 @@ use crate::app::Broker;
 use crate::clock::UnixTime;
 use crate::crypto::random_id;
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::store::{RecordKind, StoreError};
+use crate::store::RecordKind;
 
 /// Where an approval is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,11 +86,6 @@ impl ApprovalRecord {
     }
 }
 
-fn unavailable(e: StoreError) -> OAuthError {
-    tracing::error!(error = %e, "store unavailable for an approval");
-    OAuthError::unavailable("try again later", 1)
-}
-
 /// Read an approval.
 pub async fn load(
     b: &Broker,
@@ -102,12 +97,7 @@ pub async fn load(
 
 /// Write (create or replace) an approval.
 pub async fn save(b: &Broker, r: &ApprovalRecord) -> Result<(), OAuthError> {
-    let bytes =
-        serde_json::to_vec(r).map_err(|e| unavailable(StoreError::Corrupt(e.to_string())))?;
-    b.store
-        .put(RecordKind::Approval, &r.id, bytes, Some(r.expires_at))
-        .await
-        .map_err(unavailable)
+    super::save_record(b, RecordKind::Approval, &r.id, r, r.expires_at).await
 }
 
 /// Consume an approved approval: exactly one caller gets it.

@@ -93,6 +93,16 @@ pub(crate) async fn revoked_for_issuance(
     Ok(None)
 }
 
+/// A store failure (or a record that cannot be encoded or decoded) about a record of `kind`:
+/// 503, nothing decided (fail closed).
+pub(crate) fn record_unavailable(
+    kind: crate::store::RecordKind,
+    e: &dyn std::fmt::Display,
+) -> OAuthError {
+    tracing::error!(error = %e, kind = kind.prefix(), "store unavailable for a record");
+    OAuthError::unavailable("try again later", 1)
+}
+
 /// A JSON record of `kind` from the store: read (`take = false`) or removed atomically
 /// (`take = true`; exactly one concurrent caller gets it). A store failure or an undecodable
 /// record is 503 (fail closed).
@@ -103,19 +113,47 @@ pub(crate) async fn stored<T: serde::de::DeserializeOwned>(
     now: UnixTime,
     take: bool,
 ) -> Result<Option<T>, OAuthError> {
-    let unavailable = |e: &dyn std::fmt::Display| {
-        tracing::error!(error = %e, kind = kind.prefix(), "store unavailable for a record");
-        OAuthError::unavailable("try again later", 1)
-    };
     let got = if take {
         b.store.take(kind, id, now).await
     } else {
         b.store.get(kind, id, now).await
     };
-    got.map_err(|e| unavailable(&e))?
+    got.map_err(|e| record_unavailable(kind, &e))?
         .map(|bytes| serde_json::from_slice(&bytes))
         .transpose()
-        .map_err(|e| unavailable(&e))
+        .map_err(|e| record_unavailable(kind, &e))
+}
+
+/// Write (create or replace) a JSON record of `kind`, live until `expires_at`.
+pub(crate) async fn save_record<T: serde::Serialize>(
+    b: &Broker,
+    kind: crate::store::RecordKind,
+    id: &str,
+    value: &T,
+    expires_at: UnixTime,
+) -> Result<(), OAuthError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| record_unavailable(kind, &e))?;
+    b.store
+        .put(kind, id, bytes, Some(expires_at))
+        .await
+        .map_err(|e| record_unavailable(kind, &e))
+}
+
+/// Every live JSON record of `kind`, ordered by id; records that do not decode are skipped.
+pub(crate) async fn listed<T: serde::de::DeserializeOwned>(
+    b: &Broker,
+    kind: crate::store::RecordKind,
+    now: UnixTime,
+) -> Result<Vec<T>, OAuthError> {
+    let records = b
+        .store
+        .list(kind, now)
+        .await
+        .map_err(|e| record_unavailable(kind, &e))?;
+    Ok(records
+        .iter()
+        .filter_map(|(_, bytes)| serde_json::from_slice(bytes).ok())
+        .collect())
 }
 
 fn server_error(e: &dyn std::fmt::Display) -> OAuthError {

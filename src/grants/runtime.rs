@@ -94,15 +94,7 @@ pub async fn for_agent(
 
 /// Every live runtime grant.
 pub async fn list(b: &Broker, now: UnixTime) -> Result<Vec<RuntimeGrantRecord>, OAuthError> {
-    let records = b
-        .store
-        .list(RecordKind::RuntimeGrant, now)
-        .await
-        .map_err(unavailable)?;
-    Ok(records
-        .iter()
-        .filter_map(|(_, bytes)| serde_json::from_slice(bytes).ok())
-        .collect())
+    super::listed(b, RecordKind::RuntimeGrant, now).await
 }
 
 /// The expiry for a grant asked to live `expires_in` seconds (the configured default when
@@ -161,17 +153,7 @@ pub async fn create(
         reason: new.reason.to_owned(),
         access_request: new.access_request.map(str::to_owned),
     };
-    let bytes =
-        serde_json::to_vec(&r).map_err(|e| unavailable(StoreError::Corrupt(e.to_string())))?;
-    b.store
-        .put(
-            RecordKind::RuntimeGrant,
-            &r.id,
-            bytes,
-            Some(r.grant.expires_at),
-        )
-        .await
-        .map_err(unavailable)?;
+    super::save_record(b, RecordKind::RuntimeGrant, &r.id, &r, r.grant.expires_at).await?;
     let decision = match r.grant.effect {
         RuntimeEffect::Extend => "runtime_grant_extended",
         RuntimeEffect::Narrow => "runtime_grant_narrowed",
@@ -189,16 +171,11 @@ pub async fn withdraw(
     by: &str,
     now: UnixTime,
 ) -> Result<Option<RuntimeGrantRecord>, OAuthError> {
-    let Some(bytes) = b
-        .store
-        .get(RecordKind::RuntimeGrant, id, now)
-        .await
-        .map_err(unavailable)?
+    let Some(r) =
+        super::stored::<RuntimeGrantRecord>(b, RecordKind::RuntimeGrant, id, now, false).await?
     else {
         return Ok(None);
     };
-    let r: RuntimeGrantRecord = serde_json::from_slice(&bytes)
-        .map_err(|e| unavailable(StoreError::Corrupt(e.to_string())))?;
     if r.agent != agent {
         return Ok(None);
     }
