@@ -275,7 +275,7 @@ impl<'a> Trail<'a> {
             .await
         {
             Ok(crate::store::FirstUse::Yes) => {
-                tracing::info!(event = self.event, agent = %self.agent, resource = ?self.resource, jti, "token issued");
+                self.log_issued(jti);
                 Ok(true)
             }
             Ok(crate::store::FirstUse::Replay) => Ok(false),
@@ -302,7 +302,11 @@ impl<'a> Trail<'a> {
             tracing::error!(error = %e, "audit write failed; token withheld");
             OAuthError::unavailable("try again later", 1)
         })?;
-        tracing::info!(event = self.event, agent = %self.agent, resource = ?self.resource, jti, "token issued");
+        self.log_issued(jti);
         Ok(())
+    }
+
+    fn log_issued(&self, jti: &str) {
+        tracing::info!(event = self.event, agent = %self.agent, resource = ?self.resource, jti, "token issued");
     }
 }

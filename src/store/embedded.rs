@@ -93,7 +93,7 @@ fn read_revocations(db: &Database) -> Result<HashMap<String, Revocation>, StoreE
 fn read_kind(db: &Database, kind: RecordKind) -> Result<Vec<Stored>, StoreError> {
     let tx = db.begin_read().map_err(unavailable)?;
     let t = tx.open_table(RECORDS).map_err(unavailable)?;
-    let prefix = format!("{}\u{1f}", kind.prefix());
+    let prefix = record_key(kind, "");
     let mut out = Vec::new();
     for item in t.range(prefix.as_str()..).map_err(unavailable)? {
         let (k, v) = item.map_err(unavailable)?;
@@ -226,12 +226,10 @@ impl Op {
 
     /// Whether applying it may change the stored runtime grants.
     fn touches_runtime_grants(&self) -> bool {
-        let grant = |key: &str| {
-            key.strip_prefix(RecordKind::RuntimeGrant.prefix())
-                .is_some_and(|rest| rest.starts_with('\u{1f}'))
-        };
         match self {
-            Op::Put(key, ..) | Op::Take(key, ..) => grant(key),
+            Op::Put(key, ..) | Op::Take(key, ..) => {
+                key.starts_with(&record_key(RecordKind::RuntimeGrant, ""))
+            }
             Op::Purge(..) => true,
             _ => false,
         }
