@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::support::flow::Flow;
 use crate::support::redis::RedisServer;
 use crate::support::reqwest::{Resp, blocking_client};
-use crate::support::{AS_ISSUER, IDP_ISSUER, SECRET, Site, idp::TestIdp, now, sha256_hex, te_form};
+use crate::support::{AS_ISSUER, IDP_ISSUER, SECRET, Site, idp::TestIdp, now, sha256_hex};
 
 const GITHUB: &str = "https://mcp.github.example/";
 const CHANNEL: &str = "slack:T1/C-eng";
@@ -104,20 +104,8 @@ impl World {
 
     /// A token exchange for alice in `channel`, asking for `scope`.
     fn exchange(&self, channel: &str, scope: &str) -> Resp {
-        let t = self.f.idp.id_token("alice", "bot-secret-sso");
-        let mut form = te_form(&t, &[("scope", scope), ("channel", channel)]);
-        for p in &mut form {
-            if p.0 == "resource" {
-                p.1 = GITHUB;
-            }
-        }
         self.f
-            .http
-            .post(self.f.server.url("/idp/token"))
-            .basic("bot-secret", SECRET)
-            .form(&form)
-            .send()
-            .unwrap()
+            .exchange(GITHUB, &[("scope", scope), ("channel", channel)])
     }
 
     fn token(&self, who: &str, groups: &[&str]) -> String {

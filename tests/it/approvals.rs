@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::flow::Flow;
 use crate::support::reqwest::Resp;
-use crate::support::{AS_ISSUER, SECRET, decode, now, sha256_hex, te_form};
+use crate::support::{AS_ISSUER, SECRET, decode, now, sha256_hex};
 
 const GITHUB: &str = "https://mcp.github.example/";
 const CHANNEL: &str = "slack:T1/C-eng";
@@ -59,24 +59,11 @@ struct World {
 
 impl World {
     fn exchange(&self, scope: &str, approval_id: Option<&str>) -> Resp {
-        let t = self.f.idp.id_token("alice", "bot-secret-sso");
         let mut extra = vec![("scope", scope), ("channel", CHANNEL)];
         if let Some(a) = approval_id {
             extra.push(("approval_id", a));
         }
-        let mut form = te_form(&t, &extra);
-        for p in &mut form {
-            if p.0 == "resource" {
-                p.1 = GITHUB;
-            }
-        }
-        self.f
-            .http
-            .post(self.f.server.url("/idp/token"))
-            .basic("bot-secret", SECRET)
-            .form(&form)
-            .send()
-            .unwrap()
+        self.f.exchange(GITHUB, &extra)
     }
 
     /// An admin-API call as `who` (in `groups`), signed in at the IdP's console client.

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::flow::{Flow, JWT_BEARER};
 use crate::support::reqwest::Resp;
-use crate::support::{AS_ISSUER, SECRET, sha256_hex, te_form};
+use crate::support::{AS_ISSUER, SECRET, sha256_hex};
 
 const GITHUB: &str = "https://mcp.github.example/";
 const CHANNEL: &str = "slack:T1/C-eng";
@@ -71,24 +71,11 @@ impl World {
     }
 
     fn exchange(&self, channel: Option<&str>) -> Resp {
-        let t = self.f.idp.id_token("alice", "bot-secret-sso");
         let mut extra = vec![("scope", "repo.read")];
         if let Some(c) = channel {
             extra.push(("channel", c));
         }
-        let mut form = te_form(&t, &extra);
-        for p in &mut form {
-            if p.0 == "resource" {
-                p.1 = GITHUB;
-            }
-        }
-        self.f
-            .http
-            .post(self.f.server.url("/idp/token"))
-            .basic("bot-secret", SECRET)
-            .form(&form)
-            .send()
-            .unwrap()
+        self.f.exchange(GITHUB, &extra)
     }
 
     /// Both legs in `channel`; the access token.

@@ -95,22 +95,27 @@ impl Flow {
 
     /// Leg 1 for `bot-secret`, acting for alice, asking for `scope` on `resource`.
     pub fn id_jag_for(&self, resource: &str, scope: &str) -> String {
+        let r = self.exchange(resource, &[("scope", scope)]);
+        assert_eq!(r.status(), 200, "{}", r.body);
+        r.json()["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Leg 1 for `bot-secret` (client_secret_basic), acting for alice, on `resource`, with
+    /// extra form fields; the response as it came.
+    pub fn exchange(&self, resource: &str, extra: &[(&str, &str)]) -> Resp {
         let t = self.idp.id_token("alice", "bot-secret-sso");
-        let mut form = te_form(&t, &[("scope", scope)]);
+        let mut form = te_form(&t, extra);
         for f in &mut form {
             if f.0 == "resource" {
                 f.1 = resource;
             }
         }
-        let r = self
-            .http
+        self.http
             .post(self.server.url("/idp/token"))
             .basic("bot-secret", SECRET)
             .form(&form)
             .send()
-            .unwrap();
-        assert_eq!(r.status(), 200, "{}", r.body);
-        r.json()["access_token"].as_str().unwrap().to_owned()
+            .unwrap()
     }
 
     /// Leg 2 for `bot-secret` with `assertion` and extra form fields.
