@@ -10,6 +10,13 @@
 //! - A header or payload that names any member twice, at any depth, is refused (checklist
 //!   G91, lanyard choice): a JSON parser keeps one copy silently, and which one differs
 //!   between parsers.
+//! - A key set remembers which signatures it has already verified, and which ones lanyard
+//!   itself made with one of its keys ([`KeySet::vouch`]), by the SHA-256 digest of the
+//!   signed bytes and the signature. [`KeySet::verify_recalling`] does not verify a
+//!   byte-identical token again: the same bytes under the same key verify the same way, and
+//!   finding other bytes with the same digest is a SHA-256 second preimage. Everything else
+//!   (pinned algorithm, `kid`, the key still being in the set) is checked every time, and the
+//!   memory goes with the set when its keys are refreshed or rotated.
 
 use base64::Engine as _;
 use josekit::jwk::Jwk;
@@ -19,6 +26,8 @@ use josekit::jws::{
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use super::jwk;
 
@@ -331,6 +340,12 @@ impl VerifyKey {
         Ok(out)
     }
 
+    /// Whether this key is one the token asks for: its algorithm, and its `kid` if it names
+    /// one.
+    fn serves(&self, jws: &Jws<'_>, alg: &str) -> bool {
+        self.alg == alg && (jws.header.kid.is_none() || self.kid == jws.header.kid)
+    }
+
     /// Verify a signature over `input`.
     pub fn verify(&self, input: &[u8], signature: &[u8]) -> bool {
         match &self.fast {
@@ -340,10 +355,129 @@ impl VerifyKey {
     }
 }
 
-/// The keys of one trusted party.
+/// The keys of one trusted party, and the signatures already known to verify under them.
 #[derive(Debug, Default)]
 pub struct KeySet {
     keys: Vec<VerifyKey>,
+    known: Known,
+}
+
+/// How [`KeySet::verify_recalling`] treats a token's signature once it is known good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recall {
+    /// Remember it until this time (the token's `exp`; capped at [`MAX_RECALL`] from now):
+    /// for tokens presented many times, such as a human's ID token.
+    Keep {
+        /// Unix seconds.
+        until: u64,
+    },
+    /// Forget it once recalled, and do not remember a newly verified one: for single-use
+    /// tokens such as an ID-JAG, which [`KeySet::vouch`] remembers when lanyard signs it.
+    Once,
+}
+
+/// The longest a verified signature is remembered, whatever the token's `exp`.
+pub const MAX_RECALL: u64 = 3600;
+
+/// Shards of the known-signature memory; each is locked on its own.
+const SHARDS: usize = 16;
+
+/// Entries per shard (16 × 4,096 = 65,536 signatures, about 6 MiB at most per key set). A
+/// full shard drops expired entries at most once a second; if it is still full, a new
+/// signature is simply not remembered and is verified again next time.
+const PER_SHARD: usize = 4096;
+
+/// Digest of the bytes a signature check depends on: the signing input and the signature.
+type Digest = [u8; 32];
+
+fn digest(signing_input: &[u8], signature: &[u8]) -> Digest {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(&(signing_input.len() as u64).to_be_bytes());
+    ctx.update(signing_input);
+    ctx.update(signature);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+#[derive(Debug)]
+struct Seen {
+    /// Index of the key in its set.
+    key: usize,
+    /// Unix seconds after which the entry is dropped.
+    until: u64,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    seen: HashMap<Digest, Seen>,
+    /// When expired entries were last dropped.
+    swept: u64,
+}
+
+/// Signatures known to verify under a key of the set.
+#[derive(Debug)]
+struct Known {
+    shards: Vec<Mutex<Shard>>,
+    per_shard: usize,
+}
+
+impl Default for Known {
+    fn default() -> Self {
+        Self::with_capacity(PER_SHARD)
+    }
+}
+
+impl Known {
+    fn with_capacity(per_shard: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            per_shard,
+        }
+    }
+
+    fn shard(&self, d: &Digest) -> Option<std::sync::MutexGuard<'_, Shard>> {
+        // A poisoned shard is only ever a missed shortcut: the signature is verified.
+        self.shards
+            .get(usize::from(d[0]) % SHARDS)
+            .and_then(|m| m.lock().ok())
+    }
+
+    fn remember(&self, d: Digest, key: usize, now: u64, until: u64) {
+        let until = until.min(now.saturating_add(MAX_RECALL));
+        if until < now {
+            return;
+        }
+        let Some(mut shard) = self.shard(&d) else {
+            return;
+        };
+        if shard.seen.len() >= self.per_shard && !shard.seen.contains_key(&d) {
+            if shard.swept == now {
+                return;
+            }
+            shard.swept = now;
+            shard.seen.retain(|_, s| s.until >= now);
+            if shard.seen.len() >= self.per_shard {
+                return;
+            }
+        }
+        shard.seen.insert(d, Seen { key, until });
+    }
+
+    /// The key under which this digest is known good, if it is and has not expired.
+    fn recall(&self, d: &Digest, now: u64, once: bool) -> Option<usize> {
+        let mut shard = self.shard(d)?;
+        let seen = if once {
+            shard.seen.remove(d)?
+        } else {
+            let s = shard.seen.get(d)?;
+            Seen {
+                key: s.key,
+                until: s.until,
+            }
+        };
+        (seen.until >= now).then_some(seen.key)
+    }
 }
 
 impl KeySet {
@@ -366,7 +500,10 @@ impl KeySet {
         if out.is_empty() {
             return Err(format!("no usable key: {last_err}"));
         }
-        Ok(Self { keys: out })
+        Ok(Self {
+            keys: out,
+            known: Known::default(),
+        })
     }
 
     /// Whether a key with this `kid` exists (for the refresh-on-unknown-kid rule).
@@ -377,22 +514,82 @@ impl KeySet {
     /// Verify `jws` with a key of this set under the pinned algorithms. A token without `kid`
     /// is tried against every key of its algorithm.
     pub fn verify(&self, jws: &Jws<'_>, pinned: &[&str]) -> Result<&VerifyKey, JwsError> {
-        let alg = jws.header.alg.as_str();
-        if !pinned.contains(&alg) || intern(alg).is_none() {
-            return Err(JwsError::Algorithm(alg.chars().take(20).collect()));
+        let alg = pinned_alg(jws, pinned)?;
+        self.check(jws, alg).map(|(_, k)| k)
+    }
+
+    /// [`verify`](Self::verify), except that a signature this set already knows to verify
+    /// under one of its keys (the same signing input and signature, and that key still
+    /// matching the token's `alg` and `kid`) is not verified again. What is remembered, and
+    /// for how long, is `recall`'s choice.
+    pub fn verify_recalling(
+        &self,
+        jws: &Jws<'_>,
+        pinned: &[&str],
+        now: u64,
+        recall: Recall,
+    ) -> Result<&VerifyKey, JwsError> {
+        let alg = pinned_alg(jws, pinned)?;
+        let d = digest(jws.signing_input.as_bytes(), &jws.signature);
+        if let Some(k) = self
+            .known
+            .recall(&d, now, recall == Recall::Once)
+            .and_then(|i| self.keys.get(i))
+            .filter(|k| k.serves(jws, alg))
+        {
+            return Ok(k);
         }
+        let (i, k) = self.check(jws, alg)?;
+        if let Recall::Keep { until } = recall {
+            self.known.remember(d, i, now, until);
+        }
+        Ok(k)
+    }
+
+    /// Remember that `token`, which lanyard has just signed with its key `kid` under `alg`,
+    /// verifies; if this set holds that key (same thumbprint, same algorithm), the token's
+    /// next [`verify_recalling`](Self::verify_recalling) skips the signature check. Nothing
+    /// is remembered for a key this set does not hold.
+    pub fn vouch(&self, token: &str, kid: &str, alg: &str, now: u64, until: u64) {
+        let Some(i) = self
+            .keys
+            .iter()
+            .position(|k| k.thumbprint == kid && k.alg == alg)
+        else {
+            return;
+        };
+        let Some((signing_input, sig)) = token.rsplit_once('.') else {
+            return;
+        };
+        let Some(sig) = b64d(sig) else { return };
+        self.known
+            .remember(digest(signing_input.as_bytes(), &sig), i, now, until);
+    }
+
+    /// The key of this set that verifies `jws` under `alg`, with its index.
+    fn check(&self, jws: &Jws<'_>, alg: &str) -> Result<(usize, &VerifyKey), JwsError> {
         let mut candidates = self
             .keys
             .iter()
-            .filter(|k| k.alg == alg && (jws.header.kid.is_none() || k.kid == jws.header.kid))
+            .enumerate()
+            .filter(|(_, k)| k.serves(jws, alg))
             .peekable();
         if candidates.peek().is_none() {
             return Err(JwsError::UnknownKey);
         }
         candidates
-            .find(|k| k.verify(jws.signing_input.as_bytes(), &jws.signature))
+            .find(|(_, k)| k.verify(jws.signing_input.as_bytes(), &jws.signature))
             .ok_or(JwsError::Signature)
     }
+}
+
+/// The token's `alg`, if it is pinned and one lanyard can verify.
+fn pinned_alg<'j>(jws: &'j Jws<'_>, pinned: &[&str]) -> Result<&'j str, JwsError> {
+    let alg = jws.header.alg.as_str();
+    if !pinned.contains(&alg) || intern(alg).is_none() {
+        return Err(JwsError::Algorithm(alg.chars().take(20).collect()));
+    }
+    Ok(alg)
 }
 
 #[cfg(test)]
@@ -511,6 +708,126 @@ mod tests {
         assert!(h("OAUTH-ID-JAG+JWT").typ_is("oauth-id-jag+jwt"));
         assert!(!h("JWT").typ_is("oauth-id-jag+jwt"));
         assert!(!h("application/at+jwt").typ_is("oauth-id-jag+jwt"));
+    }
+
+    fn es256_token(ring: &Keyring) -> String {
+        sign_jwt(
+            ring.active(0).expect("key"),
+            Typ::IdJag,
+            &serde_json::json!({"sub":"alice"}),
+        )
+        .expect("sign")
+    }
+
+    /// The same token with its signature's last byte flipped: it never verifies.
+    fn forged(token: &str) -> String {
+        let jws = parse(token).expect("parse");
+        let mut sig = jws.signature.clone();
+        if let Some(b) = sig.last_mut() {
+            *b ^= 1;
+        }
+        format!("{}.{}", jws.signing_input, b64(sig))
+    }
+
+    /// A signature verified with `Keep` is remembered for exactly those bytes and that key,
+    /// until its time; a tampered copy is verified (and refused) as before.
+    #[test]
+    fn kept_signatures_are_recalled_for_identical_bytes_only() {
+        let (ring, jwks) = ring();
+        let set = KeySet::from_jwks(&jwks, &["ES256"]).expect("set");
+        let t = es256_token(&ring);
+        let jws = parse(&t).expect("parse");
+        let d = digest(jws.signing_input.as_bytes(), &jws.signature);
+        assert_eq!(set.known.recall(&d, 100, false), None);
+        let keep = Recall::Keep { until: 160 };
+        assert!(set.verify_recalling(&jws, &["ES256"], 100, keep).is_ok());
+        assert_eq!(set.known.recall(&d, 160, false), Some(0));
+        assert_eq!(set.known.recall(&d, 161, false), None, "past its time");
+        // Recalled, and still under the pinned algorithms: a pin that excludes ES256 wins.
+        assert!(set.verify_recalling(&jws, &["ES256"], 120, keep).is_ok());
+        assert!(matches!(
+            set.verify_recalling(&jws, &["RS256"], 120, keep),
+            Err(JwsError::Algorithm(_))
+        ));
+        let bad = forged(&t);
+        let bad = parse(&bad).expect("parse");
+        assert_eq!(
+            set.verify_recalling(&bad, &["ES256"], 120, keep).err(),
+            Some(JwsError::Signature)
+        );
+        // A refused signature is never remembered.
+        let bd = digest(bad.signing_input.as_bytes(), &bad.signature);
+        assert_eq!(set.known.recall(&bd, 120, false), None);
+        // `Once` does not remember what it verifies.
+        let t2 = es256_token(&ring);
+        let jws2 = parse(&t2).expect("parse");
+        assert!(
+            set.verify_recalling(&jws2, &["ES256"], 100, Recall::Once)
+                .is_ok()
+        );
+        let d2 = digest(jws2.signing_input.as_bytes(), &jws2.signature);
+        assert_eq!(set.known.recall(&d2, 100, false), None);
+    }
+
+    /// What lanyard vouches for is taken as verified once, under the key it names only, by
+    /// the set it was told to, while that set lasts. Shown with a signature that would not
+    /// verify, so a recall is visible.
+    #[test]
+    fn vouched_tokens_are_recalled_once_under_the_named_key_only() {
+        let (ring, jwks) = ring();
+        let key = ring.active(0).expect("key");
+        let set = KeySet::from_jwks(&jwks, &["ES256"]).expect("set");
+        let bad = forged(&es256_token(&ring));
+        let jws = parse(&bad).expect("parse");
+        let verify = |set: &KeySet| {
+            set.verify_recalling(&jws, &["ES256"], 100, Recall::Once)
+                .err()
+        };
+        // A key the set does not hold, or another algorithm: nothing is remembered.
+        set.vouch(&bad, "another-kid", "ES256", 100, 400);
+        set.vouch(&bad, &key.kid, "RS256", 100, 400);
+        assert_eq!(verify(&set), Some(JwsError::Signature));
+        // An expired vouch is not remembered.
+        set.vouch(&bad, &key.kid, "ES256", 100, 99);
+        assert_eq!(verify(&set), Some(JwsError::Signature));
+        set.vouch(&bad, &key.kid, "ES256", 100, 400);
+        // A refreshed set (the same JWKS fetched again) knows nothing of it.
+        let refreshed = KeySet::from_jwks(&jwks, &["ES256"]).expect("set");
+        assert_eq!(verify(&refreshed), Some(JwsError::Signature));
+        assert_eq!(verify(&set), None, "recalled");
+        assert_eq!(verify(&set), Some(JwsError::Signature), "only once");
+        // A set whose keys no longer include the signer's: the key is unknown.
+        let (_, other_jwks) = ring();
+        let rotated = KeySet::from_jwks(&other_jwks, &["ES256"]).expect("set");
+        rotated.vouch(&bad, &key.kid, "ES256", 100, 400);
+        assert_eq!(verify(&rotated), Some(JwsError::UnknownKey));
+    }
+
+    /// A full shard drops expired entries (at most once a second) before giving up on a new
+    /// one; what does not fit is verified again next time, never refused.
+    #[test]
+    fn a_full_shard_sweeps_expired_entries_before_refusing_new_ones() {
+        let known = Known::with_capacity(2);
+        // Three digests in the same shard.
+        let d = |n: u8| {
+            let mut x = [n; 32];
+            x[0] = n * SHARDS as u8;
+            x
+        };
+        known.remember(d(1), 0, 100, 150);
+        known.remember(d(2), 0, 100, 100);
+        known.remember(d(3), 0, 100, 150);
+        assert_eq!(known.recall(&d(3), 100, false), None, "full, nothing expired");
+        known.remember(d(3), 0, 100, 150);
+        assert_eq!(known.recall(&d(3), 100, false), None, "no second sweep this second");
+        known.remember(d(3), 0, 101, 150);
+        assert_eq!(known.recall(&d(3), 101, false), Some(0), "d(2) swept out");
+        assert_eq!(known.recall(&d(2), 100, false), None);
+        assert_eq!(known.recall(&d(1), 101, false), Some(0));
+        // Remembered for at most MAX_RECALL.
+        known.remember(d(1), 0, 200, u64::MAX);
+        assert_eq!(known.recall(&d(1), 200 + MAX_RECALL, false), Some(0));
+        assert_eq!(known.recall(&d(1), 201 + MAX_RECALL, false), None);
     }
 
     #[test]

@@ -258,7 +258,11 @@ pub(crate) async fn verify_id_token(
             tracing::warn!(error = %e, "upstream IdP keys unavailable");
             Rejection::KeysUnavailable
         })?;
-    keys.0.verify(&jws, up.algorithms()).map_err(|e| {
+    // Agents present the same ID token for many exchanges: its signature is verified once
+    // per key set and remembered until its `exp` (the claims are checked every time).
+    let until = claims.exp.map_or(0, |e| e.secs());
+    let recall = verify::Recall::Keep { until };
+    keys.0.verify_recalling(&jws, up.algorithms(), now, recall).map_err(|e| {
         tracing::info!(error = %e, "ID token signature refused");
         Rejection::BadSignature("ID token")
     })?;
@@ -565,6 +569,7 @@ pub async fn handle(
         OAuthError::unavailable("signing key unavailable", 5)
     })?;
     let token = sign_jwt(key, Typ::IdJag, &claims).map_err(|e| super::server_error(&e))?;
+    vouch_for_own_as(b, iss, active, &token, key, params.audience, (now, now + ttl));
     let reason = match (&approval, decision.needs_approval.is_empty()) {
         (Some(_), _) => "granted with a just-in-time approval",
         (None, true) => "granted",
@@ -588,4 +593,31 @@ pub async fn handle(
         StatusCode::OK,
         body.to_string().into_bytes(),
     ))
+}
+
+/// When the ID-JAG is for this lanyard's own authorization server role and that role trusts
+/// this IdP role's issuer, tell the AS role's copy of the IdP's keys that the token verifies
+/// (see `crypto::verify`): its jwt-bearer leg then skips re-verifying the signature of the
+/// byte-identical token, the largest single step of a flow. Any other ID-JAG, or one that
+/// reaches another replica, is verified as usual.
+fn vouch_for_own_as(
+    b: &Broker,
+    iss: &IssuerRuntime,
+    active: &ActivePolicy,
+    token: &str,
+    key: &crate::crypto::SigningKey,
+    audience: &str,
+    (now, exp): (UnixTime, UnixTime),
+) {
+    let own_as = b.issuer(crate::config::Role::AuthorizationServer);
+    if own_as.is_none_or(|ras| ras.settings.issuer != audience) {
+        return;
+    }
+    let issuer = &iss.settings.issuer;
+    if active.policy.trusted_issuer(issuer).is_none() {
+        return;
+    }
+    if let Some(up) = active.upstreams.get(issuer) {
+        up.vouch(token, &key.kid, key.alg.as_str(), now, exp);
+    }
 }

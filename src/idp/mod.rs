@@ -240,6 +240,14 @@ impl UpstreamKeys {
         &self.source == source && self.algs == algs && self.insecure_http == insecure_http
     }
 
+    /// Tell the cached keys that `token`, just signed by lanyard with its key `kid`, verifies
+    /// ([`KeySet::vouch`]). Nothing happens if no keys are cached or none is that key.
+    pub fn vouch(&self, token: &str, kid: &str, alg: &str, now: u64, until: u64) {
+        if let Some(c) = self.cached.load().as_ref() {
+            c.0.vouch(token, kid, alg, now, until);
+        }
+    }
+
     /// The pinned algorithms.
     pub fn algorithms(&self) -> &[&'static str] {
         &self.algs
