@@ -774,10 +774,10 @@ mod tests {
     /// verify, so a recall is visible.
     #[test]
     fn vouched_tokens_are_recalled_once_under_the_named_key_only() {
-        let (ring, jwks) = ring();
-        let key = ring.active(0).expect("key");
+        let (signer, jwks) = ring();
+        let key = signer.active(0).expect("key");
         let set = KeySet::from_jwks(&jwks, &["ES256"]).expect("set");
-        let bad = forged(&es256_token(&ring));
+        let bad = forged(&es256_token(&signer));
         let jws = parse(&bad).expect("parse");
         let verify = |set: &KeySet| {
             set.verify_recalling(&jws, &["ES256"], 100, Recall::Once)
@@ -817,9 +817,17 @@ mod tests {
         known.remember(d(1), 0, 100, 150);
         known.remember(d(2), 0, 100, 100);
         known.remember(d(3), 0, 100, 150);
-        assert_eq!(known.recall(&d(3), 100, false), None, "full, nothing expired");
+        assert_eq!(
+            known.recall(&d(3), 100, false),
+            None,
+            "full, nothing expired"
+        );
         known.remember(d(3), 0, 100, 150);
-        assert_eq!(known.recall(&d(3), 100, false), None, "no second sweep this second");
+        assert_eq!(
+            known.recall(&d(3), 100, false),
+            None,
+            "no second sweep this second"
+        );
         known.remember(d(3), 0, 101, 150);
         assert_eq!(known.recall(&d(3), 101, false), Some(0), "d(2) swept out");
         assert_eq!(known.recall(&d(2), 100, false), None);

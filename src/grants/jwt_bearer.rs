@@ -149,10 +149,12 @@ async fn validate_id_jag(
     // An ID-JAG is single-use: its signature is not remembered, except when lanyard's own
     // IdP role signed it for this server (`token_exchange::vouch_for_own_as`).
     let recall = verify::Recall::Once;
-    keys.0.verify_recalling(&jws, up.algorithms(), now, recall).map_err(|e| {
-        tracing::info!(error = %e, "ID-JAG signature refused");
-        Rejection::BadSignature("ID-JAG")
-    })?;
+    keys.0
+        .verify_recalling(&jws, up.algorithms(), now, recall)
+        .map_err(|e| {
+            tracing::info!(error = %e, "ID-JAG signature refused");
+            Rejection::BadSignature("ID-JAG")
+        })?;
     if !claims
         .aud
         .as_ref()

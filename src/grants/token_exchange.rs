@@ -262,10 +262,12 @@ pub(crate) async fn verify_id_token(
     // per key set and remembered until its `exp` (the claims are checked every time).
     let until = claims.exp.map_or(0, |e| e.secs());
     let recall = verify::Recall::Keep { until };
-    keys.0.verify_recalling(&jws, up.algorithms(), now, recall).map_err(|e| {
-        tracing::info!(error = %e, "ID token signature refused");
-        Rejection::BadSignature("ID token")
-    })?;
+    keys.0
+        .verify_recalling(&jws, up.algorithms(), now, recall)
+        .map_err(|e| {
+            tracing::info!(error = %e, "ID token signature refused");
+            Rejection::BadSignature("ID token")
+        })?;
     let rules = TimeRules {
         leeway: b.settings.leeway,
         max_lifetime: MAX_ID_TOKEN_LIFETIME,
@@ -569,7 +571,15 @@ pub async fn handle(
         OAuthError::unavailable("signing key unavailable", 5)
     })?;
     let token = sign_jwt(key, Typ::IdJag, &claims).map_err(|e| super::server_error(&e))?;
-    vouch_for_own_as(b, iss, active, &token, key, params.audience, (now, now + ttl));
+    vouch_for_own_as(
+        b,
+        iss,
+        active,
+        &token,
+        key,
+        params.audience,
+        (now, now + ttl),
+    );
     let reason = match (&approval, decision.needs_approval.is_empty()) {
         (Some(_), _) => "granted with a just-in-time approval",
         (None, true) => "granted",

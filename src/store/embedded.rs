@@ -1,11 +1,22 @@
 //! The default backend: a durable file store on this node, built on redb.
 //!
 //! Writes go through one writer thread that practises group commit: it takes every operation
-//! waiting in its queue, applies them in one transaction, commits once (one fsync), and only
-//! then answers each caller. A response that depends on a write (a replay mark, an audit
-//! record, a revocation) is therefore never sent before that write is durable, and a burst
-//! of requests shares one fsync instead of paying one each. `kill -9` loses nothing that was
-//! acknowledged. Reads run on the caller's thread against redb's MVCC snapshots.
+//! waiting in its queue, applies them in one transaction, makes the batch durable with one
+//! flush, and only then answers each caller. A response that depends on a write (a replay
+//! mark, an audit record, a revocation) is therefore never sent before that write is
+//! durable, and a burst of requests shares one flush instead of paying one each. `kill -9`
+//! loses nothing that was acknowledged. Reads run on the caller's thread against redb's MVCC
+//! snapshots.
+//!
+//! The flush is usually not redb's: a batch is committed to redb without one and made durable
+//! by appending its operations to the write-ahead journal (`<store>.journal`, see
+//! [`super::journal`]), one sequential write instead of redb's scattered pages. About once a
+//! second (or when the journal passes 16 MiB, or after a second without writes) a batch is
+//! committed durably to redb instead and the journal is emptied. Every transaction records
+//! its batch number; opening the store applies the journal's later batches again, in order,
+//! before anything else runs, and refuses to open if a batch is missing. If the journal
+//! cannot be written, the batch is committed durably to redb and the journal is emptied
+//! before anyone is answered; if it cannot be emptied, the store goes on without it.
 //!
 //! Revocations are also mirrored in memory: every token request asks for two or three
 //! (agent, channel grant, presented ID-JAG), and a redb read transaction each was a visible
@@ -20,12 +31,14 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
+use super::journal::{self, Journal};
 use super::{
     AuditEntry, FirstUse, RecordKind, ReplayKey, Revocation, RevocationSubject, Store, StoreError,
     live,
@@ -37,6 +50,15 @@ const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 const REVOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
 const FEED: TableDefinition<u64, &[u8]> = TableDefinition::new("revocation_feed");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// `batch`: the number of the last batch applied, in the same transaction as the batch.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const BATCH: &str = "batch";
+
+/// How long batches are made durable by the journal alone before one is committed durably
+/// to redb (and how long without writes before the journal is folded in).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// A journal this long is folded in at the next batch, whatever the time.
+const CHECKPOINT_BYTES: u64 = 16 << 20;
 
 /// Most operations folded into one transaction.
 const MAX_BATCH: usize = 1024;
@@ -140,7 +162,7 @@ impl EmbeddedStore {
                 .create(dir)
                 .map_err(|e| unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
-        Self::start(path, Database::create(path))
+        Self::start(path, Database::create(path), CHECKPOINT_EVERY)
     }
 
     /// Open a store file that must already exist (for tools that read what a server wrote:
@@ -154,10 +176,14 @@ impl EmbeddedStore {
                 return Err(unavailable(format!("no store at {}: {e}", path.display())));
             }
         }
-        Self::start(path, Database::open(path))
+        Self::start(path, Database::open(path), CHECKPOINT_EVERY)
     }
 
-    fn start(path: &Path, db: Result<Database, redb::DatabaseError>) -> Result<Self, StoreError> {
+    fn start(
+        path: &Path,
+        db: Result<Database, redb::DatabaseError>,
+        every: Duration,
+    ) -> Result<Self, StoreError> {
         let db = db.map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => {
                 StoreError::InUse(path.display().to_string())
@@ -172,8 +198,11 @@ impl EmbeddedStore {
             tx.open_table(REVOCATIONS).map_err(unavailable)?;
             tx.open_table(FEED).map_err(unavailable)?;
             tx.open_table(AUDIT).map_err(unavailable)?;
+            tx.open_table(META).map_err(unavailable)?;
         }
         tx.commit().map_err(unavailable)?;
+        // Before anything reads the file: the journal's batches are part of it.
+        let (journal, next) = recover(&db, path)?;
         let mirrors = Arc::new(Mirrors::default());
         keep(&mirrors.revocations, read_revocations(&db), "revocations");
         keep(
@@ -183,11 +212,17 @@ impl EmbeddedStore {
         );
         let db = Arc::new(db);
         let (writer, rx) = mpsc::channel();
-        let wdb = db.clone();
-        let mirror = mirrors.clone();
+        let w = Writer {
+            db: db.clone(),
+            mirror: mirrors.clone(),
+            journal,
+            next,
+            checkpointed: Instant::now(),
+            every,
+        };
         std::thread::Builder::new()
             .name("lanyard-store-writer".into())
-            .spawn(move || writer_loop(&wdb, &rx, &mirror))
+            .spawn(move || w.run(&rx))
             .map_err(unavailable)?;
         Ok(Self {
             db,
@@ -202,19 +237,6 @@ impl EmbeddedStore {
             .send(make(tx))
             .map_err(|_| unavailable("store writer stopped"))?;
         rx.await.map_err(|_| unavailable("store writer stopped"))?
-    }
-}
-
-fn writer_loop(db: &Database, rx: &mpsc::Receiver<Op>, mirror: &Mirrors) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
-        apply_batch(db, batch, mirror);
     }
 }
 
@@ -273,60 +295,355 @@ fn fail(op: Op, msg: &str) {
     };
 }
 
-fn apply_batch(db: &Database, batch: Vec<Op>, mirror: &Mirrors) {
-    let revocations = batch.iter().any(Op::touches_revocations);
-    let runtime_grants = batch.iter().any(Op::touches_runtime_grants);
-    let tx = match db.begin_write() {
-        Ok(tx) => tx,
+/// The number of the last batch applied in the file.
+fn applied(tx: &redb::WriteTransaction) -> Result<u64, StoreError> {
+    let t = tx.open_table(META).map_err(unavailable)?;
+    let v = t.get(BATCH).map_err(unavailable)?;
+    Ok(v.map_or(0, |g| g.value()))
+}
+
+/// Open the journal beside `path` and apply, durably and in order, the batches it holds
+/// beyond the file's last one; then empty it. Returns the journal (`None` if it cannot be
+/// used: every batch is then committed durably) and the next batch number. A gap between the
+/// file's last batch and the journal's next is an error: acknowledged writes are missing.
+fn recover(db: &Database, path: &Path) -> Result<(Option<Journal>, u64), StoreError> {
+    let jpath = journal::path_for(path);
+    let (mut journal, found) = Journal::open(&jpath)
+        .map_err(|e| unavailable(format!("cannot open {}: {e}", jpath.display())))?;
+    let tx = db.begin_write().map_err(unavailable)?;
+    let last = applied(&tx)?;
+    let mut next = last + 1;
+    let mut replayed = 0usize;
+    for (seq, payload) in found {
+        if seq <= last {
+            continue;
+        }
+        if seq != next {
+            return Err(StoreError::Corrupt(format!(
+                "{}: the journal goes on at batch {seq}, but the store ends at batch {}",
+                jpath.display(),
+                next - 1
+            )));
+        }
+        let ops = decode_batch(&payload).ok_or_else(|| {
+            StoreError::Corrupt(format!("{}: batch {seq} cannot be read", jpath.display()))
+        })?;
+        for op in ops {
+            apply(&tx, op).map_err(|f| unavailable(f.1))?;
+        }
+        next += 1;
+        replayed += 1;
+    }
+    if replayed > 0 {
+        set_batch(&tx, next - 1).map_err(unavailable)?;
+        tx.commit().map_err(unavailable)?;
+        tracing::info!(
+            batches = replayed,
+            journal = %jpath.display(),
+            "store: journaled batches applied again"
+        );
+    } else {
+        let _ = tx.abort();
+    }
+    match journal.clear() {
+        Ok(()) => Ok((Some(journal), next)),
         Err(e) => {
-            tracing::error!(error = %e, "store: cannot begin write transaction");
-            batch
-                .into_iter()
-                .for_each(|op| fail(op, "cannot begin transaction"));
+            tracing::error!(error = %e, journal = %jpath.display(), "store: journal cannot be emptied; every batch will be committed durably");
+            Ok((None, next))
+        }
+    }
+}
+
+fn set_batch(tx: &redb::WriteTransaction, n: u64) -> Result<(), redb::Error> {
+    tx.open_table(META)?.insert(BATCH, n)?;
+    Ok(())
+}
+
+/// The writer thread's state.
+struct Writer {
+    db: Arc<Database>,
+    mirror: Arc<Mirrors>,
+    /// `None` once it failed and could not be emptied: every batch is then committed durably.
+    journal: Option<Journal>,
+    /// The number of the next batch.
+    next: u64,
+    /// When redb last committed durably.
+    checkpointed: Instant,
+    /// [`CHECKPOINT_EVERY`], except in tests.
+    every: Duration,
+}
+
+impl Writer {
+    fn run(mut self, rx: &mpsc::Receiver<Op>) {
+        loop {
+            let first = match rx.recv_timeout(self.every) {
+                Ok(op) => op,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.fold_in();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            self.apply_batch(batch);
+        }
+        self.fold_in();
+    }
+
+    /// Whether the next batch should be committed durably to redb rather than journaled.
+    fn checkpoint_due(&self) -> bool {
+        self.journal.as_ref().is_none_or(|j| {
+            j.len() >= CHECKPOINT_BYTES || self.checkpointed.elapsed() >= self.every
+        })
+    }
+
+    /// If the journal holds anything, commit durably (an empty transaction makes every
+    /// earlier one durable) and empty it.
+    fn fold_in(&mut self) {
+        if self.journal.as_ref().is_some_and(|j| j.len() > 0)
+            && let Err(e) = self.checkpoint()
+        {
+            tracing::error!(error = %e, "store: durable commit failed; the journal keeps its batches");
+        }
+    }
+
+    /// Commit durably, then empty the journal.
+    fn checkpoint(&mut self) -> Result<(), redb::Error> {
+        let tx = self.db.begin_write()?;
+        tx.commit()?;
+        self.after_durable_commit();
+        Ok(())
+    }
+
+    /// Empty the journal, whose batches redb now holds durably (or stop using it if that
+    /// fails).
+    fn after_durable_commit(&mut self) {
+        self.checkpointed = Instant::now();
+        if let Some(j) = &mut self.journal
+            && let Err(e) = j.clear()
+        {
+            tracing::error!(error = %e, journal = %j.path().display(), "store: journal cannot be emptied; every batch will be committed durably");
+            self.journal = None;
+        }
+    }
+
+    fn apply_batch(&mut self, batch: Vec<Op>) {
+        let revocations = batch.iter().any(Op::touches_revocations);
+        let runtime_grants = batch.iter().any(Op::touches_runtime_grants);
+        let mut durable = self.checkpoint_due();
+        let mut tx = match self.db.begin_write() {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::error!(error = %e, "store: cannot begin write transaction");
+                batch
+                    .into_iter()
+                    .for_each(|op| fail(op, "cannot begin transaction"));
+                return;
+            }
+        };
+        if !durable && let Err(e) = tx.set_durability(Durability::None) {
+            tracing::warn!(error = %e, "store: committing this batch durably");
+            durable = true;
+        }
+        // What the journal keeps: the operations themselves, applied again on open.
+        let payload = (!durable).then(|| encode_batch(&batch));
+        let mut done = Vec::with_capacity(batch.len());
+        let mut ops = batch.into_iter();
+        let mut failed = None;
+        for op in ops.by_ref() {
+            match apply(&tx, op) {
+                Ok(d) => done.push(d),
+                Err(failure) => {
+                    let (op, e) = *failure;
+                    tracing::error!(error = %e, "store: write failed; batch aborted");
+                    failed = Some(op);
+                    break;
+                }
+            }
+        }
+        let seq = self.next;
+        if failed.is_none()
+            && let Err(e) = set_batch(&tx, seq)
+        {
+            tracing::error!(error = %e, "store: batch number not written; batch aborted");
+            let _ = tx.abort();
+            done.into_iter().for_each(fail_done);
             return;
         }
-    };
-    let mut done = Vec::with_capacity(batch.len());
-    let mut ops = batch.into_iter();
-    let mut failed = None;
-    for op in ops.by_ref() {
-        match apply(&tx, op) {
-            Ok(d) => done.push(d),
-            Err(failure) => {
-                let (op, e) = *failure;
-                tracing::error!(error = %e, "store: write failed; batch aborted");
-                failed = Some(op);
-                break;
-            }
+        if let Some(op) = failed {
+            let _ = tx.abort();
+            fail(op, "write failed");
+            ops.for_each(|op| fail(op, "write failed"));
+            done.into_iter().for_each(fail_done);
+            return;
         }
-    }
-    if let Some(op) = failed {
-        let _ = tx.abort();
-        fail(op, "write failed");
-        ops.for_each(|op| fail(op, "write failed"));
-        done.into_iter().for_each(fail_done);
-        return;
-    }
-    match tx.commit() {
-        Ok(()) => {
-            // Before anyone of this batch hears back: later reads see what was acknowledged.
-            if revocations {
-                keep(&mirror.revocations, read_revocations(db), "revocations");
-            }
-            if runtime_grants {
-                keep(
-                    &mirror.runtime_grants,
-                    read_kind(db, RecordKind::RuntimeGrant),
-                    "runtime grants",
-                );
-            }
-            done.into_iter().for_each(Done::send);
-        }
-        Err(e) => {
+        if let Err(e) = tx.commit() {
             tracing::error!(error = %e, "store: commit failed");
             done.into_iter().for_each(fail_done);
+            return;
+        }
+        self.next += 1;
+        if durable {
+            self.after_durable_commit();
+        }
+        if let (Some(payload), Some(j)) = (payload, &mut self.journal)
+            && let Err(e) = j.append(seq, &payload)
+        {
+            tracing::error!(error = %e, journal = %j.path().display(), "store: journal write failed; committing durably instead");
+            if let Err(e) = self.checkpoint() {
+                tracing::error!(error = %e, "store: durable commit failed too; batch not acknowledged");
+                done.into_iter().for_each(fail_done);
+                return;
+            }
+        }
+        // Before anyone of this batch hears back: later reads see what was acknowledged.
+        if revocations {
+            keep(
+                &self.mirror.revocations,
+                read_revocations(&self.db),
+                "revocations",
+            );
+        }
+        if runtime_grants {
+            keep(
+                &self.mirror.runtime_grants,
+                read_kind(&self.db, RecordKind::RuntimeGrant),
+                "runtime grants",
+            );
+        }
+        done.into_iter().for_each(Done::send);
+    }
+}
+
+/// A reply nobody waits for: operations applied again from the journal.
+fn orphan<T>() -> Reply<T> {
+    oneshot::channel().0
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+/// The inputs of every operation of a batch, for the journal.
+fn encode_batch(batch: &[Op]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + batch.len() * 512);
+    out.extend_from_slice(&(batch.len() as u32).to_le_bytes());
+    for op in batch {
+        match op {
+            Op::FirstUse(key, exp, now, _) => {
+                out.push(1);
+                out.extend_from_slice(key);
+                out.extend_from_slice(&exp.to_le_bytes());
+                out.extend_from_slice(&now.to_le_bytes());
+            }
+            Op::FirstUseAudit(key, exp, now, body, _) => {
+                out.push(2);
+                out.extend_from_slice(key);
+                out.extend_from_slice(&exp.to_le_bytes());
+                out.extend_from_slice(&now.to_le_bytes());
+                put_bytes(&mut out, body);
+            }
+            Op::Put(key, value, exp, _) => {
+                out.push(3);
+                put_bytes(&mut out, key.as_bytes());
+                put_bytes(&mut out, value);
+                out.extend_from_slice(&exp.unwrap_or(NEVER).to_le_bytes());
+            }
+            Op::Take(key, now, _) => {
+                out.push(4);
+                put_bytes(&mut out, key.as_bytes());
+                out.extend_from_slice(&now.to_le_bytes());
+            }
+            Op::Revoke(rev, _) => {
+                out.push(5);
+                put_bytes(&mut out, &serde_json::to_vec(&**rev).unwrap_or_default());
+            }
+            Op::Unrevoke(subject, _) => {
+                out.push(6);
+                put_bytes(&mut out, &serde_json::to_vec(subject).unwrap_or_default());
+            }
+            Op::Audit(body, _) => {
+                out.push(7);
+                put_bytes(&mut out, body);
+            }
+            Op::Purge(now, _) => {
+                out.push(8);
+                out.extend_from_slice(&now.to_le_bytes());
+            }
         }
     }
+    out
+}
+
+/// Reads what [`encode_batch`] wrote.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)?.try_into().ok().map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8)?.try_into().ok().map(u64::from_le_bytes)
+    }
+
+    fn key(&mut self) -> Option<ReplayKey> {
+        self.take(32)?.try_into().ok()
+    }
+
+    fn bytes(&mut self) -> Option<Vec<u8>> {
+        let n = self.u32()? as usize;
+        self.take(n).map(<[u8]>::to_vec)
+    }
+
+    fn string(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?).ok()
+    }
+}
+
+/// The operations of a journaled batch, with replies nobody waits for.
+fn decode_batch(raw: &[u8]) -> Option<Vec<Op>> {
+    let mut c = Cursor(raw);
+    let n = c.u32()? as usize;
+    let mut out = Vec::with_capacity(n.min(MAX_BATCH));
+    for _ in 0..n {
+        let op = match c.u8()? {
+            1 => Op::FirstUse(c.key()?, c.u64()?, c.u64()?, orphan()),
+            2 => Op::FirstUseAudit(c.key()?, c.u64()?, c.u64()?, c.bytes()?, orphan()),
+            3 => {
+                let (key, value, exp) = (c.string()?, c.bytes()?, c.u64()?);
+                Op::Put(key, value, (exp != NEVER).then_some(exp), orphan())
+            }
+            4 => Op::Take(c.string()?, c.u64()?, orphan()),
+            5 => Op::Revoke(
+                Box::new(serde_json::from_slice(&c.bytes()?).ok()?),
+                orphan(),
+            ),
+            6 => Op::Unrevoke(serde_json::from_slice(&c.bytes()?).ok()?, orphan()),
+            7 => Op::Audit(c.bytes()?, orphan()),
+            8 => Op::Purge(c.u64()?, orphan()),
+            _ => return None,
+        };
+        out.push(op);
+    }
+    c.0.is_empty().then_some(out)
 }
 
 fn fail_done(d: Done) {
@@ -778,6 +1095,147 @@ mod tests {
             FirstUse::Replay
         );
         assert_eq!(s.audit_since(0, 10).await.expect("audit").len(), 1);
+    }
+
+    /// What a process killed between durable commits leaves: the store file as of its last
+    /// durable commit, and the journal. Both are copied while the store runs, with no
+    /// durable commit due for an hour, so the batches exist only in the journal.
+    fn crash_copy(path: &Path, to: &Path, with_journal: bool) {
+        std::fs::copy(path, to).expect("copy store");
+        if with_journal {
+            std::fs::copy(journal::path_for(path), journal::path_for(to)).expect("copy journal");
+        }
+    }
+
+    fn open_rarely_checkpointing(path: &Path) -> EmbeddedStore {
+        EmbeddedStore::start(path, Database::create(path), Duration::from_secs(3600)).expect("open")
+    }
+
+    /// Every kind of write, acknowledged while only the journal held it, is there after a
+    /// crash, in the same order (the audit chain, the revocation feed); without the journal
+    /// the same file lacks them, so they came from it.
+    #[tokio::test]
+    async fn journaled_writes_are_applied_again_after_a_crash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let (k1, k2) = (
+            super::super::replay_key(&["a"]),
+            super::super::replay_key(&["b"]),
+        );
+        let agent = RevocationSubject::Agent {
+            client_id: "bot".into(),
+        };
+        let token = RevocationSubject::Token { jti: "j1".into() };
+        let rev = |subject: &RevocationSubject| Revocation {
+            subject: subject.clone(),
+            revoked_at: 10,
+            until: None,
+            by: "alice".into(),
+            reason: "test".into(),
+        };
+        let s = open_rarely_checkpointing(&path);
+        assert_eq!(s.first_use(k1, 100, 1).await.expect("use"), FirstUse::Yes);
+        let used = s.first_use_with_audit(k2, 100, 1, b"{\"n\":1}".to_vec());
+        assert_eq!(used.await.expect("use"), FirstUse::Yes);
+        s.append_audit(b"{\"n\":2}".to_vec()).await.expect("audit");
+        s.put(RecordKind::Approval, "kept", b"v1".to_vec(), None)
+            .await
+            .expect("put");
+        s.put(RecordKind::Approval, "taken", b"v2".to_vec(), Some(50))
+            .await
+            .expect("put");
+        s.put(RecordKind::Nonce, "old", b"v3".to_vec(), Some(5))
+            .await
+            .expect("put");
+        let taken = s
+            .take(RecordKind::Approval, "taken", 1)
+            .await
+            .expect("take");
+        assert_eq!(taken, Some(b"v2".to_vec()));
+        s.revoke(rev(&agent)).await.expect("revoke");
+        s.revoke(rev(&token)).await.expect("revoke");
+        assert!(s.unrevoke(&token).await.expect("unrevoke"));
+        assert_eq!(s.purge_expired(10).await.expect("purge"), 1, "the nonce");
+        let chain = s.audit_since(0, 10).await.expect("audit");
+        let feed = s.revocations_since(0, 10).await.expect("feed");
+        assert!(journal::path_for(&path).metadata().expect("journal").len() > 0);
+
+        let bare = dir.path().join("bare.redb");
+        crash_copy(&path, &bare, false);
+        let after = dir.path().join("after.redb");
+        crash_copy(&path, &after, true);
+        drop(s);
+
+        let b = EmbeddedStore::open(&bare).expect("open bare copy");
+        assert!(b.audit_since(0, 10).await.expect("audit").is_empty());
+        assert_eq!(b.first_use(k1, 100, 2).await.expect("use"), FirstUse::Yes);
+
+        let a = EmbeddedStore::open(&after).expect("open copy with journal");
+        assert_eq!(
+            journal::path_for(&after).metadata().expect("journal").len(),
+            0,
+            "emptied once applied"
+        );
+        assert_eq!(
+            a.first_use(k1, 100, 2).await.expect("use"),
+            FirstUse::Replay
+        );
+        assert_eq!(
+            a.first_use(k2, 100, 2).await.expect("use"),
+            FirstUse::Replay
+        );
+        assert_eq!(a.audit_since(0, 10).await.expect("audit"), chain);
+        assert_eq!(a.revocations_since(0, 10).await.expect("feed"), feed);
+        assert_eq!(
+            a.get(RecordKind::Approval, "kept", 2).await.expect("get"),
+            Some(b"v1".to_vec())
+        );
+        assert_eq!(
+            a.get(RecordKind::Approval, "taken", 2).await.expect("get"),
+            None
+        );
+        assert_eq!(a.get(RecordKind::Nonce, "old", 2).await.expect("get"), None);
+        assert!(a.revocation(&agent, 11).await.expect("read").is_some());
+        assert!(a.revocation(&token, 11).await.expect("read").is_none());
+        // New writes continue the chain.
+        let e = a.append_audit(b"{}".to_vec()).await.expect("audit");
+        assert_eq!(e.prev_hash, chain.last().expect("entries").hash);
+    }
+
+    /// A journal that does not continue the store's last batch means acknowledged writes
+    /// are missing: the store refuses to open rather than run without them.
+    #[tokio::test]
+    async fn a_journal_with_a_gap_refuses_to_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        {
+            let s = EmbeddedStore::open(&path).expect("open");
+            s.append_audit(b"{}".to_vec()).await.expect("audit");
+        }
+        drop(reopen(&path).await);
+        let (mut j, _) = Journal::open(&journal::path_for(&path)).expect("journal");
+        j.append(1_000, &encode_batch(&[])).expect("append");
+        drop(j);
+        let mut opened = None;
+        for _ in 0..500 {
+            match EmbeddedStore::open(&path) {
+                Err(StoreError::InUse(_)) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                other => {
+                    opened = Some(other);
+                    break;
+                }
+            }
+        }
+        match opened {
+            Some(Err(StoreError::Corrupt(m))) => {
+                assert!(m.contains("goes on at batch 1000"), "{m}");
+            }
+            Some(Err(e)) => panic!("unexpected error {e}"),
+            Some(Ok(_)) => panic!("opened with a gap in the journal"),
+            None => panic!("the store stayed in use"),
+        }
     }
 
     /// Runtime grants are listed from memory, and what was there before a restart is listed

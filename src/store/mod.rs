@@ -2,9 +2,9 @@
 //!
 //! [`Store`] is the one contract every backend honours; [`contract`] is the test suite that
 //! proves it, run against each backend. The default backend is [`embedded::EmbeddedStore`], a
-//! durable file store on this node (redb): a response that depends on a write is sent only
-//! after that write is on disk, and requests that arrive together share one fsync (group
-//! commit). [`redis::RedisStore`] keeps the same state in a Redis server shared by several
+//! durable file store on this node (redb with a write-ahead journal): a response that depends
+//! on a write is sent only after that write is on disk, and requests that arrive together
+//! share one fsync (group commit). [`redis::RedisStore`] keeps the same state in a Redis server shared by several
 //! replicas. [`memory::MemoryStore`] is for unit tests only.
 //!
 //! Every operation that decides something — first use of a `jti`, taking a single-use
@@ -12,6 +12,7 @@
 
 pub mod contract;
 pub mod embedded;
+mod journal;
 pub mod memory;
 pub mod redis;
 
