@@ -1097,6 +1097,25 @@ mod tests {
         assert_eq!(s.audit_since(0, 10).await.expect("audit").len(), 1);
     }
 
+    /// An agent and a token to revoke.
+    fn subjects() -> (RevocationSubject, RevocationSubject) {
+        let agent = RevocationSubject::Agent {
+            client_id: "bot".into(),
+        };
+        (agent, RevocationSubject::Token { jti: "j1".into() })
+    }
+
+    /// A revocation of `subject` at time 10, without end.
+    fn rev(subject: &RevocationSubject) -> Revocation {
+        Revocation {
+            subject: subject.clone(),
+            revoked_at: 10,
+            until: None,
+            by: "alice".into(),
+            reason: "test".into(),
+        }
+    }
+
     /// What a process killed between durable commits leaves: the store file as of its last
     /// durable commit, and the journal. Both are copied while the store runs, with no
     /// durable commit due for an hour, so the batches exist only in the journal.
@@ -1122,17 +1141,7 @@ mod tests {
             super::super::replay_key(&["a"]),
             super::super::replay_key(&["b"]),
         );
-        let agent = RevocationSubject::Agent {
-            client_id: "bot".into(),
-        };
-        let token = RevocationSubject::Token { jti: "j1".into() };
-        let rev = |subject: &RevocationSubject| Revocation {
-            subject: subject.clone(),
-            revoked_at: 10,
-            until: None,
-            by: "alice".into(),
-            reason: "test".into(),
-        };
+        let (agent, token) = subjects();
         let s = open_rarely_checkpointing(&path);
         assert_eq!(s.first_use(k1, 100, 1).await.expect("use"), FirstUse::Yes);
         let used = s.first_use_with_audit(k2, 100, 1, b"{\"n\":1}".to_vec());
@@ -1272,17 +1281,7 @@ mod tests {
     async fn revocations_are_served_from_memory_and_survive_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.redb");
-        let agent = RevocationSubject::Agent {
-            client_id: "bot".into(),
-        };
-        let token = RevocationSubject::Token { jti: "j1".into() };
-        let rev = |subject: &RevocationSubject| Revocation {
-            subject: subject.clone(),
-            revoked_at: 10,
-            until: None,
-            by: "alice".into(),
-            reason: "test".into(),
-        };
+        let (agent, token) = subjects();
         {
             let s = EmbeddedStore::open(&path).expect("open");
             assert!(s.revocation(&agent, 11).await.expect("read").is_none());
