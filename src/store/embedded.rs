@@ -14,9 +14,11 @@
 //! second (or when the journal passes 16 MiB, or after a second without writes) a batch is
 //! committed durably to redb instead and the journal is emptied. Every transaction records
 //! its batch number; opening the store applies the journal's later batches again, in order,
-//! before anything else runs, and refuses to open if a batch is missing. If the journal
-//! cannot be written, the batch is committed durably to redb and the journal is emptied
-//! before anyone is answered; if it cannot be emptied, the store goes on without it.
+//! before anything else runs, and refuses to open if a batch is missing or damaged. A batch's
+//! journal record is flushed before its redb commit, so no reader sees a write a crash could
+//! undo. If the journal cannot be written, the batch is committed durably to redb instead
+//! (and the journal emptied) before anyone is answered; if the journal cannot be emptied or
+//! rolled back, the store goes on without it, committing every batch durably.
 //!
 //! Revocations are also mirrored in memory: every token request asks for two or three
 //! (agent, channel grant, presented ID-JAG), and a redb read transaction each was a visible
@@ -308,8 +310,10 @@ fn applied(tx: &redb::WriteTransaction) -> Result<u64, StoreError> {
 /// file's last batch and the journal's next is an error: acknowledged writes are missing.
 fn recover(db: &Database, path: &Path) -> Result<(Option<Journal>, u64), StoreError> {
     let jpath = journal::path_for(path);
-    let (mut journal, found) = Journal::open(&jpath)
-        .map_err(|e| unavailable(format!("cannot open {}: {e}", jpath.display())))?;
+    let (mut journal, found) = Journal::open(&jpath).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => StoreError::Corrupt(e.to_string()),
+        _ => unavailable(format!("cannot open {}: {e}", jpath.display())),
+    })?;
     let tx = db.begin_write().map_err(unavailable)?;
     let last = applied(&tx)?;
     let mut next = last + 1;
@@ -483,24 +487,44 @@ impl Writer {
             done.into_iter().for_each(fail_done);
             return;
         }
+        // The journal record is on disk before the commit makes the batch visible to readers
+        // (the revocation feed, the audit chain): nothing is seen that a crash could undo.
+        let mut journaled = None;
+        if let (Some(payload), Some(j)) = (payload, &mut self.journal) {
+            let before = j.len();
+            match j.append(seq, &payload) {
+                Ok(()) => journaled = Some(before),
+                Err(e) => {
+                    tracing::error!(error = %e, journal = %j.path().display(), "store: journal write failed; committing this batch durably instead");
+                    durable = true;
+                    if let Err(e) = tx.set_durability(Durability::Immediate) {
+                        tracing::error!(error = %e, "store: cannot commit durably; batch aborted");
+                        let _ = tx.abort();
+                        // The journal may end in a torn record: nothing may follow it.
+                        self.journal = None;
+                        done.into_iter().for_each(fail_done);
+                        return;
+                    }
+                }
+            }
+        }
         if let Err(e) = tx.commit() {
             tracing::error!(error = %e, "store: commit failed");
+            if durable {
+                // After a failed journal write, or a failed checkpoint: stop appending.
+                self.journal = None;
+            } else if let (Some(before), Some(j)) = (journaled, &mut self.journal)
+                && let Err(e) = j.truncate(before)
+            {
+                tracing::error!(error = %e, "store: journal cannot be rolled back; not used any more");
+                self.journal = None;
+            }
             done.into_iter().for_each(fail_done);
             return;
         }
         self.next += 1;
         if durable {
             self.after_durable_commit();
-        }
-        if let (Some(payload), Some(j)) = (payload, &mut self.journal)
-            && let Err(e) = j.append(seq, &payload)
-        {
-            tracing::error!(error = %e, journal = %j.path().display(), "store: journal write failed; committing durably instead");
-            if let Err(e) = self.checkpoint() {
-                tracing::error!(error = %e, "store: durable commit failed too; batch not acknowledged");
-                done.into_iter().for_each(fail_done);
-                return;
-            }
         }
         // Before anyone of this batch hears back: later reads see what was acknowledged.
         if revocations {

@@ -11,8 +11,9 @@
 //! again, in order, before anything else runs.
 //!
 //! A record is `len: u32 LE ‖ seq: u64 LE ‖ SHA-256(seq ‖ payload) ‖ payload`. Records
-//! carry consecutive batch numbers. Reading stops at the first record that is short or whose
-//! digest does not match: a write the crash cut short, which was never acknowledged.
+//! carry consecutive batch numbers. Reading stops at a last record that is short or whose
+//! digest does not match: a write the crash cut short, which was never acknowledged. A damaged
+//! record with more after it is damage, not a torn write, and the journal is refused.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -76,6 +77,19 @@ fn records(bytes: &[u8]) -> (Vec<Record>, usize) {
     (out, at)
 }
 
+/// Whether what follows the last valid record can be one record a crash cut short: nothing,
+/// part of a header, or a record that reaches the end of the file. A damaged record with more
+/// after it is not a torn write (nothing is appended after a failed write) but damage, and
+/// the records after it were acknowledged.
+fn torn_tail(rest: &[u8]) -> bool {
+    let Some(len) = rest.get(..4) else {
+        return true;
+    };
+    let mut l = [0u8; 4];
+    l.copy_from_slice(len);
+    rest.len() <= HEAD.saturating_add(u32::from_le_bytes(l) as usize)
+}
+
 impl Journal {
     /// Open (or create, mode 0600) the journal and read its valid records.
     pub(super) fn open(path: &Path) -> std::io::Result<(Self, Vec<Record>)> {
@@ -85,9 +99,23 @@ impl Journal {
             .create(true)
             .mode(0o600)
             .open(path)?;
+        // The file's name must survive a power cut too.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)?.sync_all()?;
+        }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let (found, _) = records(&bytes);
+        let (found, used) = records(&bytes);
+        if !torn_tail(&bytes[used..]) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}: record {} is damaged and more follows it",
+                    path.display(),
+                    found.len() + 1
+                ),
+            ));
+        }
         let me = Self {
             file,
             path: path.to_owned(),
@@ -118,6 +146,15 @@ impl Journal {
         self.len += rec.len() as u64;
         self.file.write_all(&rec)?;
         self.file.sync_data()
+    }
+
+    /// Cut the file back to `len` bytes (a record whose batch was not committed), and flush
+    /// that.
+    pub(super) fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        self.file.set_len(len)?;
+        self.file.sync_all()?;
+        self.len = len;
+        Ok(())
     }
 
     /// Empty the file (after a durable redb commit holds everything it had), and flush that.
@@ -199,6 +236,27 @@ mod tests {
         let mut renumbered = full.clone();
         renumbered[HEAD + 4 + 4] ^= 1;
         assert_eq!(records(&renumbered).0.len(), 1, "a changed batch number");
+        // A damaged record with more after it is refused at open; a damaged last one is not.
+        let (_dir2, p2) = scratch();
+        {
+            let (mut j, _) = Journal::open(&p2).expect("open");
+            j.append(1, b"one").expect("append");
+            j.append(2, b"two").expect("append");
+            j.append(3, b"three").expect("append");
+        }
+        let good = std::fs::read(&p2).expect("read");
+        let mut middle = good.clone();
+        middle[HEAD + 3 + HEAD] ^= 1;
+        std::fs::write(&p2, &middle).expect("write");
+        let err = Journal::open(&p2).err().expect("refused");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("record 2 is damaged"), "{err}");
+        let mut last = good;
+        if let Some(b) = last.last_mut() {
+            *b ^= 1;
+        }
+        std::fs::write(&p2, &last).expect("write");
+        assert_eq!(Journal::open(&p2).expect("torn tail").1.len(), 2);
         // A length beyond the limit is the end, not an allocation.
         let mut huge = full;
         huge[HEAD + 4..HEAD + 8].copy_from_slice(&u32::MAX.to_le_bytes());
