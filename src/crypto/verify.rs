@@ -400,7 +400,7 @@ fn digest(signing_input: &[u8], signature: &[u8]) -> Digest {
     out
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Seen {
     /// Index of the key in its set.
     key: usize,
@@ -470,11 +470,7 @@ impl Known {
         let seen = if once {
             shard.seen.remove(d)?
         } else {
-            let s = shard.seen.get(d)?;
-            Seen {
-                key: s.key,
-                until: s.until,
-            }
+            *shard.seen.get(d)?
         };
         (seen.until >= now).then_some(seen.key)
     }

@@ -349,7 +349,13 @@ fn recover(db: &Database, path: &Path) -> Result<(Option<Journal>, u64), StoreEr
     } else {
         let _ = tx.abort();
     }
-    match journal.clear() {
+    // An empty journal (a clean close) needs no flush.
+    let emptied = if journal.len() == 0 {
+        Ok(())
+    } else {
+        journal.clear()
+    };
+    match emptied {
         Ok(()) => Ok((Some(journal), next)),
         Err(e) => {
             tracing::error!(error = %e, journal = %jpath.display(), "store: journal cannot be emptied; every batch will be committed durably");

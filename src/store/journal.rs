@@ -159,10 +159,7 @@ impl Journal {
 
     /// Empty the file (after a durable redb commit holds everything it had), and flush that.
     pub(super) fn clear(&mut self) -> std::io::Result<()> {
-        self.file.set_len(0)?;
-        self.file.sync_all()?;
-        self.len = 0;
-        Ok(())
+        self.truncate(0)
     }
 
     /// Where the file is.

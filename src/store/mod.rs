@@ -4,8 +4,8 @@
 //! proves it, run against each backend. The default backend is [`embedded::EmbeddedStore`], a
 //! durable file store on this node (redb with a write-ahead journal): a response that depends
 //! on a write is sent only after that write is on disk, and requests that arrive together
-//! share one fsync (group commit). [`redis::RedisStore`] keeps the same state in a Redis server shared by several
-//! replicas. [`memory::MemoryStore`] is for unit tests only.
+//! share one fsync (group commit). [`redis::RedisStore`] keeps the same state in a Redis
+//! server shared by several replicas. [`memory::MemoryStore`] is for unit tests only.
 //!
 //! Every operation that decides something — first use of a `jti`, taking a single-use
 //! approval — is one atomic step inside the backend, never a read followed by a write.
