@@ -357,7 +357,6 @@ pub async fn run(broker: Arc<Broker>, listener: tokio::net::TcpListener) -> Resu
     };
     tracing::info!(%addr, tls, "lanyard listening");
     spawn_background(broker.clone());
-    let app = crate::http::router(broker.clone());
     let grace = broker.settings.shutdown_grace;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let b2 = broker.clone();
@@ -367,98 +366,17 @@ pub async fn run(broker: Arc<Broker>, listener: tokio::net::TcpListener) -> Resu
         tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
         let _ = stop_tx.send(());
     };
-    let server = if broker.tls.is_some() {
-        tokio::spawn(serve_tls(broker.clone(), listener, app, on_signal))
-    } else {
-        let server = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(on_signal);
-        tokio::spawn(async move { server.await.map_err(|e| e.to_string()) })
-    };
+    let server = crate::http::serve::serve(broker, listener, on_signal);
     // Stop waiting for stragglers once the grace period after the signal has passed.
     let drained = async {
         let _ = stop_rx.await;
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        r = server => r.map_err(|e| e.to_string())??,
+        r = server => r?,
         () = drained => tracing::warn!("grace period over; closing remaining connections"),
     }
     tracing::info!("stopped");
-    Ok(())
-}
-
-/// How long a client may take to complete the TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The accept loop under TLS: each connection is handshaken with the configuration in force
-/// when it arrived (so a reloaded certificate applies to new connections only), then served
-/// HTTP/1.1 or HTTP/2 by hyper. On `shutdown`, stop accepting and wait for open connections.
-async fn serve_tls(
-    broker: Arc<Broker>,
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), StartError> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::service::TowerToHyperService;
-    use tower::ServiceExt as _;
-
-    let Some(tls) = broker.tls.as_ref() else {
-        return Err("tls: not configured".into());
-    };
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // Typically EMFILE: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
-        let svc =
-            app.clone()
-                .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut()
-                        .insert(axum::extract::ConnectInfo(peer));
-                    req
-                });
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream =
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake refused");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-            let builder = Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                TowerToHyperService::new(svc),
-            );
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
     Ok(())
 }
 

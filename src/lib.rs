@@ -33,7 +33,10 @@
 //! - [`idp`]: the only outbound HTTP: upstream discovery and JWKS caches (no redirects, size
 //!   and time limits, non-public addresses refused unless allowed).
 //! - [`http`]: the only axum user: router, the strict form extractor, protocol endpoints,
-//!   well-known metadata and JWKS, the admin API, rate limits, health, metrics, request ids.
+//!   well-known metadata and JWKS, the admin API, rate limits, health, metrics, request ids;
+//!   `http::serve` serves connections on one single-threaded runtime per CPU.
+//! - [`inflight`]: how many requests are in flight (the embedded store's hint for committing
+//!   a lone request's write on its own thread).
 //! - [`tls`]: rustls termination with certificate reload and optional client certificates.
 //! - [`telemetry`]: tracing setup (JSON or pretty).
 //! - [`verifier`]: for resource servers: verify lanyard access tokens (RFC 9068 §4) and
@@ -55,6 +58,7 @@ pub mod fuzzing;
 pub mod grants;
 pub mod http;
 pub mod idp;
+pub mod inflight;
 pub mod oauth;
 pub mod policy;
 pub mod store;

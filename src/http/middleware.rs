@@ -32,6 +32,7 @@ fn request_id(req: &Request) -> String {
 /// Wraps every request.
 pub async fn observe(State(b): State<Arc<Broker>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
+    let _in_flight = crate::inflight::enter();
     let id = request_id(&req);
     let method = req.method().clone();
     // The path only, never the query: tokens must not reach logs even if sent in a URL.

@@ -8,6 +8,7 @@ pub mod limits;
 pub mod metrics;
 pub mod require;
 pub mod response;
+pub mod serve;
 pub mod token;
 pub mod well_known;
 

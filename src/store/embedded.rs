@@ -31,8 +31,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -95,8 +94,52 @@ type Stored = (String, Option<UnixTime>, Vec<u8>);
 /// The embedded durable store.
 pub struct EmbeddedStore {
     db: Arc<Database>,
-    writer: mpsc::Sender<Op>,
+    shared: Arc<Shared>,
     mirrors: Arc<Mirrors>,
+}
+
+/// What the writer thread and the callers share: the queue of operations and the one
+/// [`Writer`]. Whoever sets [`Inbox::busy`] (the writer thread, or a caller that found the
+/// store idle) is the only one to lock `writer` until it clears the flag.
+struct Shared {
+    inbox: Mutex<Inbox>,
+    /// Signalled when operations are queued while nobody is busy, and on close.
+    ready: Condvar,
+    writer: Mutex<Writer>,
+    /// The writer's checkpoint interval, readable without locking `writer`.
+    every: Duration,
+}
+
+/// Operations waiting for the writer, and who is applying a batch.
+#[derive(Default)]
+struct Inbox {
+    ops: Vec<Op>,
+    /// A batch is being applied; whoever applies it looks at `ops` again when it is done.
+    busy: bool,
+    /// The store was dropped: the writer thread folds the journal in and stops.
+    closed: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks (the lints deny it); a poisoned one still
+    // holds consistent state.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Clears [`Inbox::busy`] when the batch is done (or unwinds), and wakes the writer thread if
+/// operations were queued meanwhile.
+struct Busy<'a>(&'a Shared);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let mut g = lock(&self.0.inbox);
+        g.busy = false;
+        let more = !g.ops.is_empty();
+        drop(g);
+        if more {
+            self.0.ready.notify_one();
+        }
+    }
 }
 
 /// Read every revocation from the file.
@@ -213,36 +256,135 @@ impl EmbeddedStore {
             "runtime grants",
         );
         let db = Arc::new(db);
-        let (writer, rx) = mpsc::channel();
-        let w = Writer {
-            db: db.clone(),
-            mirror: mirrors.clone(),
-            journal,
-            next,
-            checkpointed: Instant::now(),
+        let shared = Arc::new(Shared {
+            inbox: Mutex::new(Inbox::default()),
+            ready: Condvar::new(),
+            writer: Mutex::new(Writer {
+                db: db.clone(),
+                mirror: mirrors.clone(),
+                journal,
+                next,
+                checkpointed: Instant::now(),
+                every,
+            }),
             every,
-        };
+        });
+        let s = shared.clone();
         std::thread::Builder::new()
             .name("lanyard-store-writer".into())
-            .spawn(move || w.run(&rx))
+            .spawn(move || run(&s))
             .map_err(unavailable)?;
         Ok(Self {
             db,
-            writer,
+            shared,
             mirrors,
         })
     }
 
+    /// Apply one operation and wait until it is durable.
+    ///
+    /// When nobody is applying a batch and none is queued, a small operation is applied on
+    /// the caller's thread, as a batch of one: a lone request then pays no hand-off to the
+    /// writer thread and back (two thread wake-ups, each an inter-processor interrupt on a
+    /// VM, a visible part of a lone token response). It blocks this thread for that one
+    /// batch (a journal append and its flush, about 0.2 ms here); checkpoints, purges and
+    /// revocations, which may take longer, always go to the writer thread. Otherwise the
+    /// operation is queued, and the writer thread's next batch takes it with everything
+    /// queued beside it (group commit).
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Op) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.writer
-            .send(make(tx))
-            .map_err(|_| unavailable("store writer stopped"))?;
+        self.submit(make(tx))?;
         rx.await.map_err(|_| unavailable("store writer stopped"))?
+    }
+
+    /// Apply `op` now on this thread, or queue it for the writer thread (see [`Self::call`]).
+    fn submit(&self, op: Op) -> Result<(), StoreError> {
+        let sh = &*self.shared;
+        let mut g = lock(&sh.inbox);
+        if g.closed {
+            return Err(unavailable("store writer stopped"));
+        }
+        if g.busy || !g.ops.is_empty() || !op.is_small() || !crate::inflight::alone() {
+            g.ops.push(op);
+            let wake = !g.busy;
+            drop(g);
+            if wake {
+                sh.ready.notify_one();
+            }
+            return Ok(());
+        }
+        g.busy = true;
+        drop(g);
+        let _busy = Busy(sh);
+        let mut w = lock(&sh.writer);
+        if w.checkpoint_due() {
+            // The checkpoint's durable commit is the writer thread's.
+            drop(w);
+            lock(&sh.inbox).ops.push(op);
+        } else {
+            w.apply_batch(vec![op]);
+        }
+        Ok(())
     }
 }
 
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        lock(&self.shared.inbox).closed = true;
+        self.shared.ready.notify_all();
+    }
+}
+
+/// The writer thread: apply whatever is queued as one batch, again and again; fold the
+/// journal in after a quiet [`CHECKPOINT_EVERY`], and once more when the store closes.
+fn run(sh: &Shared) {
+    let mut g = lock(&sh.inbox);
+    loop {
+        if !g.busy && !g.ops.is_empty() {
+            let n = g.ops.len().min(MAX_BATCH);
+            let batch: Vec<Op> = g.ops.drain(..n).collect();
+            g.busy = true;
+            drop(g);
+            {
+                let _busy = Busy(sh);
+                lock(&sh.writer).apply_batch(batch);
+            }
+            g = lock(&sh.inbox);
+            continue;
+        }
+        if g.closed && g.ops.is_empty() && !g.busy {
+            break;
+        }
+        let (ng, waited) = sh
+            .ready
+            .wait_timeout(g, sh.every)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        g = ng;
+        if waited.timed_out() && !g.busy && g.ops.is_empty() && !g.closed {
+            g.busy = true;
+            drop(g);
+            {
+                let _busy = Busy(sh);
+                lock(&sh.writer).fold_in();
+            }
+            g = lock(&sh.inbox);
+        }
+    }
+    g.busy = true;
+    drop(g);
+    lock(&sh.writer).fold_in();
+}
+
 impl Op {
+    /// Whether it is quick to apply (a key or a record; not a sweep, nor a change that
+    /// re-reads a mirror): such an operation may be applied on the caller's thread.
+    fn is_small(&self) -> bool {
+        matches!(
+            self,
+            Op::FirstUse(..) | Op::FirstUseAudit(..) | Op::Put(..) | Op::Take(..) | Op::Audit(..)
+        ) && !self.touches_runtime_grants()
+    }
+
     /// Whether applying it may change the stored revocations.
     fn touches_revocations(&self) -> bool {
         matches!(self, Op::Revoke(..) | Op::Unrevoke(..) | Op::Purge(..))
@@ -384,28 +526,6 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, rx: &mpsc::Receiver<Op>) {
-        loop {
-            let first = match rx.recv_timeout(self.every) {
-                Ok(op) => op,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    self.fold_in();
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(op) => batch.push(op),
-                    Err(_) => break,
-                }
-            }
-            self.apply_batch(batch);
-        }
-        self.fold_in();
-    }
-
     /// Whether the next batch should be committed durably to redb rather than journaled.
     fn checkpoint_due(&self) -> bool {
         self.journal.as_ref().is_none_or(|j| {
