@@ -216,14 +216,60 @@ impl<'de> Visitor<'de> for UniqueMembersVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueMembers, A::Error> {
-        let mut seen = std::collections::HashSet::new();
-        while let Some(name) = map.next_key::<String>()? {
-            if !seen.insert(name) {
+        // Tokens' objects have a few dozen members at most: a linear scan over names that
+        // borrow the input (escaped names are the only copies) costs less than hashing.
+        let mut seen: Vec<Name<'de>> = Vec::with_capacity(16);
+        while let Some(name) = map.next_key::<Name<'de>>()? {
+            if seen.iter().any(|s| s.as_str() == name.as_str()) {
                 return Err(de::Error::custom("duplicate member"));
             }
+            seen.push(name);
             map.next_value::<UniqueMembers>()?;
         }
         Ok(UniqueMembers)
+    }
+}
+
+/// A member name, borrowed from the input unless it had to be unescaped.
+enum Name<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Name<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Name::Borrowed(s) => s,
+            Name::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(NameVisitor)
+    }
+}
+
+struct NameVisitor;
+
+impl<'de> Visitor<'de> for NameVisitor {
+    type Value = Name<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Name<'de>, E> {
+        Ok(Name::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Name<'de>, E> {
+        Ok(Name::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Name<'de>, E> {
+        Ok(Name::Owned(v))
     }
 }
 
@@ -672,6 +718,9 @@ mod tests {
         let tok = |h: &str, p: &str| format!("{}.{}.", b64(h), b64(p));
         let ok = r#"{"alg":"ES256","typ":"JWT"}"#;
         assert!(parse(&tok(ok, r#"{"a":{"b":1,"c":[{"d":1}]}}"#)).is_ok());
+        // The same name in different objects; distinct names, escaped or not.
+        assert!(parse(&tok(ok, r#"{"a":{"a":1},"b":[{"a":1},{"a":2}]}"#)).is_ok());
+        assert!(parse(&tok(ok, r#"{"a":1,"\u0062":1,"a\n":1}"#)).is_ok());
         assert!(matches!(
             parse(&tok(r#"{"alg":"ES256","x":1,"x":1}"#, "{}")),
             Err(JwsError::Header(_))
@@ -682,6 +731,11 @@ mod tests {
             r#"{"act":{"sub":"a","sub":"b"}}"#,
             r#"{"l":[{"k":1,"k":1}]}"#,
             r#"{"a":1,"a":1}"#,
+            // Names compare after unescaping: an escaped copy is the same member, whichever
+            // of the two comes first.
+            r#"{"a":1,"\u0061":1}"#,
+            r#"{"\u0061":1,"a":1}"#,
+            r#"{"\u0061":1,"\u0061":1}"#,
         ] {
             assert_eq!(
                 parse(&tok(ok, payload)).err(),

@@ -38,7 +38,16 @@ pub async fn observe(State(b): State<Arc<Broker>>, req: Request, next: Next) -> 
     // The path only, never the query: tokens must not reach logs even if sent in a URL.
     let path = req.uri().path().to_owned();
     let endpoint = Endpoint::of(&path);
-    let span = tracing::info_span!("request", request_id = %id);
+    // A token request's grant, agent, resource and token id join this span once the token
+    // is issued (`grants::Trail`), so the request's one log line says what it issued.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        grant = tracing::field::Empty,
+        agent = tracing::field::Empty,
+        resource = tracing::field::Empty,
+        jti = tracing::field::Empty,
+    );
     let timeout = b.settings.request_timeout;
     let mut resp = match tokio::time::timeout(timeout, next.run(req).instrument(span.clone())).await
     {

@@ -285,8 +285,19 @@ fn debug_logs_of_the_whole_flow_hold_no_token_assertion_or_secret() {
         lines.iter().any(|l| l.contains("\"level\":\"DEBUG\"")),
         "no debug events: is LANYARD_LOG honoured?"
     );
+    // An issued token is named on its request's one log line (span fields).
+    assert!(
+        lines.iter().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| {
+                v["message"] == "request"
+                    && v["span"]["grant"].is_string()
+                    && v["span"]["agent"].is_string()
+                    && v["span"]["jti"].is_string()
+            })
+        }),
+        "no request line names the token it issued"
+    );
     for needle in [
-        "token issued",
         "token request denied",
         "client authentication failed",
         "token revoked",
