@@ -7,11 +7,17 @@
 //! work on every readiness event. On the 2-vCPU machines lanyard is measured on, those
 //! cross-thread wake-ups (each an inter-processor interrupt on a VM) were about 0.1 ms of a
 //! lone request's latency and a fifth of its CPU (BENCHMARKS.md). Background work (key and
-//! policy reloads, purges, the Redis connection) stays on the main runtime.
+//! policy reloads, purges) stays on the main runtime; the Redis client's connection task
+//! runs wherever it was (re)connected, and is reached from every lane by channel.
+//!
+//! The unit of balance is the connection: every request (and every HTTP/2 stream) of one
+//! connection is served by its lane, so a client that multiplexes everything over one or two
+//! connections uses one or two CPUs. Agents and SDKs open connections of their own; a proxy
+//! in front should keep a pool of them.
 //!
 //! A lane is also where the embedded store may commit a lone request's write itself (see
-//! `store::embedded`): blocking a lane for that one flush holds up no other request, which a
-//! shared multi-threaded runtime could not promise.
+//! `store::embedded`): it does so only while no other request is in flight, so blocking the
+//! lane for that one flush holds up nobody.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,7 +62,12 @@ fn lanes_wanted() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
-fn start_lane(i: usize, broker: &Arc<Broker>, app: &axum::Router) -> Result<Lane, String> {
+fn start_lane(
+    i: usize,
+    broker: &Arc<Broker>,
+    app: &axum::Router,
+    all_drained: &Arc<std::sync::Barrier>,
+) -> Result<Lane, String> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Handoff>();
     let (done_tx, done) = oneshot::channel();
     let open = Arc::new(AtomicUsize::new(0));
@@ -65,6 +76,7 @@ fn start_lane(i: usize, broker: &Arc<Broker>, app: &axum::Router) -> Result<Lane
         .build()
         .map_err(|e| format!("cannot start serving runtime {i}: {e}"))?;
     let (broker, app, count) = (broker.clone(), app.clone(), open.clone());
+    let all_drained = all_drained.clone();
     std::thread::Builder::new()
         .name(format!("lanyard-http-{i}"))
         .spawn(move || {
@@ -92,6 +104,10 @@ fn start_lane(i: usize, broker: &Arc<Broker>, app: &axum::Router) -> Result<Lane
                 // The accept loop is gone: finish the open connections.
                 graceful.shutdown().await;
             });
+            // A task of this runtime may serve the other lanes too (the Redis client's
+            // connection, if it reconnected here): keep it until every lane has drained.
+            all_drained.wait();
+            drop(rt);
             let _ = done_tx.send(());
         })
         .map_err(|e| format!("cannot start serving thread {i}: {e}"))?;
@@ -153,8 +169,10 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
     let app = super::router(broker.clone());
-    let lanes = (0..lanes_wanted())
-        .map(|i| start_lane(i, &broker, &app))
+    let n = lanes_wanted();
+    let all_drained = Arc::new(std::sync::Barrier::new(n));
+    let lanes = (0..n)
+        .map(|i| start_lane(i, &broker, &app, &all_drained))
         .collect::<Result<Vec<_>, _>>()?;
     tracing::debug!(lanes = lanes.len(), "serving threads started");
     tokio::pin!(shutdown);
@@ -165,8 +183,10 @@ pub async fn serve(
                 Err(e) => {
                     // Typically EMFILE: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                        () = &mut shutdown => break,
+                    }
                 }
             },
             () = &mut shutdown => break,

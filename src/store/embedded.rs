@@ -1,8 +1,11 @@
 //! The default backend: a durable file store on this node, built on redb.
 //!
-//! Writes go through one writer thread that practises group commit: it takes every operation
-//! waiting in its queue, applies them in one transaction, makes the batch durable with one
-//! flush, and only then answers each caller. A response that depends on a write (a replay
+//! Writes are applied in batches by one writer at a time, which practises group commit: it
+//! takes every operation waiting in its queue, applies them in one transaction, makes the
+//! batch durable with one flush, and only then answers each caller. The writer is usually the
+//! writer thread; a lone request (nothing queued, nobody writing, no other request in
+//! flight) applies its own small write as a batch of one on its own thread instead, which
+//! spares it two thread hand-offs (see `EmbeddedStore::call`). A response that depends on a write (a replay
 //! mark, an audit record, a revocation) is therefore never sent before that write is
 //! durable, and a burst of requests shares one flush instead of paying one each. `kill -9`
 //! loses nothing that was acknowledged. Reads run on the caller's thread against redb's MVCC
@@ -315,14 +318,19 @@ impl EmbeddedStore {
         }
         g.busy = true;
         drop(g);
-        let _busy = Busy(sh);
-        let mut w = lock(&sh.writer);
+        let busy = Busy(sh);
+        let Ok(mut w) = sh.writer.lock() else {
+            drop(busy);
+            fail(op, "store writer stopped");
+            stop(sh);
+            return Ok(());
+        };
         if w.checkpoint_due() {
             // The checkpoint's durable commit is the writer thread's.
             drop(w);
             lock(&sh.inbox).ops.push(op);
         } else {
-            w.apply_batch(vec![op]);
+            w.apply_batch(vec![op], false);
         }
         Ok(())
     }
@@ -335,9 +343,35 @@ impl Drop for EmbeddedStore {
     }
 }
 
-/// The writer thread: apply whatever is queued as one batch, again and again; fold the
-/// journal in after a quiet [`CHECKPOINT_EVERY`], and once more when the store closes.
+/// Stop taking operations (the writer is gone, or its state can no longer be trusted) and
+/// fail those still queued, so that no caller waits for an answer that will never come.
+fn stop(sh: &Shared) {
+    let mut g = lock(&sh.inbox);
+    g.closed = true;
+    let stranded = std::mem::take(&mut g.ops);
+    drop(g);
+    stranded
+        .into_iter()
+        .for_each(|op| fail(op, "store writer stopped"));
+    sh.ready.notify_all();
+}
+
+/// Runs [`stop`] when the writer thread ends, however it ends.
+struct StopOnExit<'a>(&'a Shared);
+
+impl Drop for StopOnExit<'_> {
+    fn drop(&mut self) {
+        stop(self.0);
+    }
+}
+
+/// The writer thread: apply whatever is queued as one batch, again and again; when nothing
+/// has been queued for [`CHECKPOINT_EVERY`], fold the journal in (which also catches the
+/// batches applied on callers' threads meanwhile), and once more when the store closes.
+/// A batch that panicked leaves the writer's state in doubt (the batch number may not have
+/// advanced after its journal record): the store then stops (fails closed).
 fn run(sh: &Shared) {
+    let _stop = StopOnExit(sh);
     let mut g = lock(&sh.inbox);
     loop {
         if !g.busy && !g.ops.is_empty() {
@@ -347,7 +381,13 @@ fn run(sh: &Shared) {
             drop(g);
             {
                 let _busy = Busy(sh);
-                lock(&sh.writer).apply_batch(batch);
+                let Ok(mut w) = sh.writer.lock() else {
+                    batch
+                        .into_iter()
+                        .for_each(|op| fail(op, "store writer stopped"));
+                    return;
+                };
+                w.apply_batch(batch, true);
             }
             g = lock(&sh.inbox);
             continue;
@@ -365,14 +405,19 @@ fn run(sh: &Shared) {
             drop(g);
             {
                 let _busy = Busy(sh);
-                lock(&sh.writer).fold_in();
+                let Ok(mut w) = sh.writer.lock() else {
+                    return;
+                };
+                w.fold_in();
             }
             g = lock(&sh.inbox);
         }
     }
     g.busy = true;
     drop(g);
-    lock(&sh.writer).fold_in();
+    if let Ok(mut w) = sh.writer.lock() {
+        w.fold_in();
+    }
 }
 
 impl Op {
@@ -563,10 +608,14 @@ impl Writer {
         }
     }
 
-    fn apply_batch(&mut self, batch: Vec<Op>) {
+    /// Apply `batch` in one transaction, make it durable, then answer its callers. A batch
+    /// applied on a caller's thread passes `may_checkpoint = false`: the durable redb commit
+    /// of a checkpoint is left to the writer thread (only a failed journal write makes such
+    /// a batch commit durably, as the one way left to keep it).
+    fn apply_batch(&mut self, batch: Vec<Op>, may_checkpoint: bool) {
         let revocations = batch.iter().any(Op::touches_revocations);
         let runtime_grants = batch.iter().any(Op::touches_runtime_grants);
-        let mut durable = self.checkpoint_due();
+        let mut durable = may_checkpoint && self.checkpoint_due();
         let mut tx = match self.db.begin_write() {
             Ok(tx) => tx,
             Err(e) => {
@@ -1218,7 +1267,8 @@ mod tests {
     }
 
     /// Open the store at `path` again once the previous handle's writer thread, which holds
-    /// the database until its channel closes, has released it.
+    /// the database until it has seen the store closed and folded the journal in, has
+    /// released it.
     async fn reopen(path: &Path) -> EmbeddedStore {
         for _ in 0..500 {
             match EmbeddedStore::open(path) {
