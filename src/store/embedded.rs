@@ -2,14 +2,14 @@
 //!
 //! Writes are applied in batches by one writer at a time, which practises group commit: it
 //! takes every operation waiting in its queue, applies them in one transaction, makes the
-//! batch durable with one flush, and only then answers each caller. The writer is usually the
-//! writer thread; a lone request (nothing queued, nobody writing, no other request in
+//! batch durable with one flush, and only then answers each caller. The writer is usually
+//! the writer thread; a lone request (nothing queued, nobody writing, no other request in
 //! flight) applies its own small write as a batch of one on its own thread instead, which
-//! spares it two thread hand-offs (see `EmbeddedStore::call`). A response that depends on a write (a replay
-//! mark, an audit record, a revocation) is therefore never sent before that write is
-//! durable, and a burst of requests shares one flush instead of paying one each. `kill -9`
-//! loses nothing that was acknowledged. Reads run on the caller's thread against redb's MVCC
-//! snapshots.
+//! spares it two thread hand-offs (see `EmbeddedStore::call`). A response that depends on a
+//! write (a replay mark, an audit record, a revocation) is therefore never sent before that
+//! write is durable, and a burst of requests shares one flush instead of paying one each.
+//! `kill -9` loses nothing that was acknowledged. Reads run on the caller's thread against
+//! redb's MVCC snapshots.
 //!
 //! The flush is usually not redb's: a batch is committed to redb without one and made durable
 //! by appending its operations to the write-ahead journal (`<store>.journal`, see
@@ -365,11 +365,29 @@ impl Drop for StopOnExit<'_> {
     }
 }
 
+/// Claim the writer (`g` is the inbox, nobody busy), run `f` on it without holding the inbox,
+/// then give the inbox back. `None` if a batch panicked while holding the writer: its state is
+/// in doubt (the batch number may not have advanced after its journal record). Operations
+/// moved into `f` and not applied are dropped, which answers their callers "store writer
+/// stopped".
+fn as_writer<'a>(
+    sh: &'a Shared,
+    mut g: MutexGuard<'a, Inbox>,
+    f: impl FnOnce(&mut Writer),
+) -> Option<MutexGuard<'a, Inbox>> {
+    g.busy = true;
+    drop(g);
+    {
+        let _busy = Busy(sh);
+        f(&mut *sh.writer.lock().ok()?);
+    }
+    Some(lock(&sh.inbox))
+}
+
 /// The writer thread: apply whatever is queued as one batch, again and again; when nothing
 /// has been queued for [`CHECKPOINT_EVERY`], fold the journal in (which also catches the
 /// batches applied on callers' threads meanwhile), and once more when the store closes.
-/// A batch that panicked leaves the writer's state in doubt (the batch number may not have
-/// advanced after its journal record): the store then stops (fails closed).
+/// If a batch panicked, the store stops (fails closed; see [`as_writer`]).
 fn run(sh: &Shared) {
     let _stop = StopOnExit(sh);
     let mut g = lock(&sh.inbox);
@@ -377,19 +395,10 @@ fn run(sh: &Shared) {
         if !g.busy && !g.ops.is_empty() {
             let n = g.ops.len().min(MAX_BATCH);
             let batch: Vec<Op> = g.ops.drain(..n).collect();
-            g.busy = true;
-            drop(g);
-            {
-                let _busy = Busy(sh);
-                let Ok(mut w) = sh.writer.lock() else {
-                    batch
-                        .into_iter()
-                        .for_each(|op| fail(op, "store writer stopped"));
-                    return;
-                };
-                w.apply_batch(batch, true);
-            }
-            g = lock(&sh.inbox);
+            let Some(ng) = as_writer(sh, g, |w| w.apply_batch(batch, true)) else {
+                return;
+            };
+            g = ng;
             continue;
         }
         if g.closed && g.ops.is_empty() && !g.busy {
@@ -401,23 +410,13 @@ fn run(sh: &Shared) {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         g = ng;
         if waited.timed_out() && !g.busy && g.ops.is_empty() && !g.closed {
-            g.busy = true;
-            drop(g);
-            {
-                let _busy = Busy(sh);
-                let Ok(mut w) = sh.writer.lock() else {
-                    return;
-                };
-                w.fold_in();
-            }
-            g = lock(&sh.inbox);
+            let Some(ng) = as_writer(sh, g, Writer::fold_in) else {
+                return;
+            };
+            g = ng;
         }
     }
-    g.busy = true;
-    drop(g);
-    if let Ok(mut w) = sh.writer.lock() {
-        w.fold_in();
-    }
+    let _ = as_writer(sh, g, Writer::fold_in);
 }
 
 impl Op {
