@@ -66,6 +66,14 @@ const CHECKPOINT_BYTES: u64 = 16 << 20;
 
 /// Most operations folded into one transaction.
 const MAX_BATCH: usize = 1024;
+/// How long replay marks and audit entries may stay pending (journaled and in memory, not
+/// yet in redb) before they are written to redb in one non-durable transaction.
+const SPILL_EVERY: Duration = Duration::from_millis(50);
+/// So many pending writes are written to redb at the next batch, whatever their age.
+const SPILL_AT: usize = 4096;
+/// With so many pending (redb refusing the spills), batches go to redb directly again, and
+/// fail if it keeps refusing: memory stays bounded and the store fails closed.
+const PENDING_MAX: usize = 4 * SPILL_AT;
 /// Stored in place of "no expiry".
 const NEVER: u64 = u64::MAX;
 
@@ -80,6 +88,8 @@ enum Op {
     Unrevoke(RevocationSubject, Reply<bool>),
     Audit(Vec<u8>, Reply<AuditEntry>),
     Purge(UnixTime, Reply<u64>),
+    /// Write whatever is pending to redb (before a read of the audit table).
+    Spill(Reply<()>),
 }
 
 /// What is kept in memory, as of the last commit; `None` = unknown (read the file).
@@ -269,6 +279,7 @@ impl EmbeddedStore {
                 next,
                 checkpointed: Instant::now(),
                 every,
+                pending: Pending::default(),
             }),
             every,
         });
@@ -429,6 +440,14 @@ impl Op {
         ) && !self.touches_runtime_grants()
     }
 
+    /// Whether a batch of such operations alone may be kept in memory ([`Pending`]).
+    fn in_memory(&self) -> bool {
+        matches!(
+            self,
+            Op::FirstUse(..) | Op::FirstUseAudit(..) | Op::Audit(..)
+        )
+    }
+
     /// Whether applying it may change the stored revocations.
     fn touches_revocations(&self) -> bool {
         matches!(self, Op::Revoke(..) | Op::Unrevoke(..) | Op::Purge(..))
@@ -480,6 +499,7 @@ fn fail(op: Op, msg: &str) {
         Op::Unrevoke(_, r) => r.send(Err(e())).map_err(drop),
         Op::Audit(_, r) => r.send(Err(e())).map_err(drop),
         Op::Purge(_, r) => r.send(Err(e())).map_err(drop),
+        Op::Spill(r) => r.send(Err(e())).map_err(drop),
     };
 }
 
@@ -567,6 +587,119 @@ struct Writer {
     checkpointed: Instant,
     /// [`CHECKPOINT_EVERY`], except in tests.
     every: Duration,
+    /// Journaled batches' replay marks and audit entries not yet written to redb.
+    pending: Pending,
+}
+
+/// What batches of replay marks and audit entries alone (nearly every token request's one
+/// write) leave behind, instead of a redb transaction each: such a batch is journaled and
+/// answered, and its writes kept here, until they are written to redb together — after
+/// [`SPILL_EVERY`] or [`SPILL_AT`] writes, before any other redb write transaction, before
+/// a read of the audit table ([`Op::Spill`]), and at every checkpoint. A redb commit was a
+/// third of the writer's CPU per batch (BENCHMARKS.md). Only the writer reads the replay
+/// table, so a replay check looks here first and then in redb.
+#[derive(Default)]
+struct Pending {
+    /// Replay key → expiry.
+    replay: HashMap<ReplayKey, UnixTime>,
+    /// Audit entries as stored (`prev_hash ‖ hash ‖ body`) with their sequence numbers, in
+    /// order; they continue redb's chain.
+    audit: Vec<(u64, Vec<u8>)>,
+    /// When the oldest pending write was made.
+    since: Option<Instant>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.replay.len() + self.audit.len()
+    }
+
+    fn clear(&mut self) {
+        self.replay.clear();
+        self.audit.clear();
+        self.since = None;
+    }
+
+    /// Write everything pending into `tx` (kept until `tx` commits: see [`Self::clear`]).
+    fn write_into(&self, tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+        if !self.replay.is_empty() {
+            let mut t = tx.open_table(REPLAY)?;
+            for (k, e) in &self.replay {
+                t.insert(&k[..], *e)?;
+            }
+        }
+        if !self.audit.is_empty() {
+            let mut t = tx.open_table(AUDIT)?;
+            for (seq, raw) in &self.audit {
+                t.insert(*seq, raw.as_slice())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a batch applied in memory changed in [`Pending`], to take back if its journal record
+/// cannot be written.
+#[derive(Default)]
+struct Undo {
+    replay: Vec<(ReplayKey, Option<UnixTime>)>,
+    audit_len: usize,
+}
+
+/// The answer of one operation applied in memory.
+enum Staged {
+    Used(FirstUse),
+    Entry(u64, [u8; 32], [u8; 32]),
+}
+
+/// Record `key` in `p` until `exp` unless it is recorded (there or in redb) and unexpired.
+fn mark_pending(
+    p: &mut Pending,
+    undo: &mut Undo,
+    redb_replay: &impl ReadableTable<&'static [u8], u64>,
+    key: &ReplayKey,
+    exp: UnixTime,
+    now: UnixTime,
+) -> Result<FirstUse, redb::Error> {
+    let seen = match p.replay.get(key) {
+        Some(e) => Some(*e),
+        None => redb_replay.get(&key[..])?.map(|g| g.value()),
+    };
+    if seen.is_some_and(|e| now < e) {
+        return Ok(FirstUse::Replay);
+    }
+    let before = p.replay.insert(*key, exp);
+    undo.replay.push((*key, before));
+    Ok(FirstUse::Yes)
+}
+
+/// Link `body` to the last audit entry (pending, else redb's) and add it to `p`.
+fn audit_pending(
+    p: &mut Pending,
+    rtx: &redb::ReadTransaction,
+    body: &[u8],
+) -> Result<(u64, [u8; 32], [u8; 32]), redb::Error> {
+    let (seq, prev_hash) = match p.audit.last() {
+        Some((seq, raw)) => (seq + 1, hash_of(raw)?),
+        None => match rtx.open_table(AUDIT)?.last()? {
+            None => (1, [0u8; 32]),
+            Some((k, v)) => (k.value() + 1, hash_of(v.value())?),
+        },
+    };
+    let hash = AuditEntry::chain_hash(&prev_hash, seq, body);
+    let mut raw = Vec::with_capacity(64 + body.len());
+    raw.extend_from_slice(&prev_hash);
+    raw.extend_from_slice(&hash);
+    raw.extend_from_slice(body);
+    p.audit.push((seq, raw));
+    Ok((seq, prev_hash, hash))
+}
+
+/// The hash of a stored audit entry.
+fn hash_of(raw: &[u8]) -> Result<[u8; 32], redb::Error> {
+    raw.get(32..64)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| redb::Error::Corrupted("audit entry too short".into()))
 }
 
 impl Writer {
@@ -580,19 +713,167 @@ impl Writer {
     /// If the journal holds anything, commit durably (an empty transaction makes every
     /// earlier one durable) and empty it.
     fn fold_in(&mut self) {
-        if self.journal.as_ref().is_some_and(|j| j.len() > 0)
+        if (self.journal.as_ref().is_some_and(|j| j.len() > 0) || self.pending.len() > 0)
             && let Err(e) = self.checkpoint()
         {
             tracing::error!(error = %e, "store: durable commit failed; the journal keeps its batches");
         }
     }
 
-    /// Commit durably, then empty the journal.
+    /// Commit durably what is pending (an otherwise empty transaction makes every earlier one
+    /// durable), then empty the journal.
     fn checkpoint(&mut self) -> Result<(), redb::Error> {
         let tx = self.db.begin_write()?;
+        self.pending.write_into(&tx)?;
+        set_batch(&tx, self.next - 1)?;
         tx.commit()?;
+        self.pending.clear();
         self.after_durable_commit();
         Ok(())
+    }
+
+    /// Write what is pending to redb in one non-durable transaction (the journal holds it).
+    /// On failure it stays pending, and is tried again with the next redb transaction.
+    fn spill(&mut self) {
+        let spilled = (|| -> Result<(), redb::Error> {
+            let mut tx = self.db.begin_write()?;
+            tx.set_durability(Durability::None)?;
+            self.pending.write_into(&tx)?;
+            set_batch(&tx, self.next - 1)?;
+            tx.commit()?;
+            Ok(())
+        })();
+        match spilled {
+            Ok(()) => self.pending.clear(),
+            Err(e) => {
+                tracing::error!(error = %e, pending = self.pending.len(), "store: pending writes not written to redb; kept in memory and the journal");
+            }
+        }
+    }
+
+    fn spill_due(&self) -> bool {
+        self.pending.len() >= SPILL_AT
+            || self
+                .pending
+                .since
+                .is_some_and(|t| t.elapsed() >= SPILL_EVERY)
+    }
+
+    /// Apply `batch` as the next batch. A batch of replay marks and audit entries alone is
+    /// journaled and kept in memory ([`Pending`]); any other is applied in a redb
+    /// transaction (see [`Self::commit_batch`]). A batch applied on a caller's thread passes
+    /// `may_checkpoint = false`: the durable redb commit of a checkpoint is left to the
+    /// writer thread (only a failed journal write makes such a batch commit durably, as the
+    /// one way left to keep it).
+    fn apply_batch(&mut self, batch: Vec<Op>, may_checkpoint: bool) {
+        let durable = may_checkpoint && self.checkpoint_due();
+        if durable
+            || self.journal.is_none()
+            || self.pending.len() >= PENDING_MAX
+            || !batch.iter().all(Op::in_memory)
+        {
+            self.commit_batch(batch, durable);
+            return;
+        }
+        if let Some(batch) = self.apply_in_memory(batch) {
+            // Its journal record could not be written: commit it durably instead.
+            self.commit_batch(batch, true);
+            return;
+        }
+        if self.spill_due() {
+            self.spill();
+        }
+    }
+
+    /// Answer a batch of replay marks and audit entries from what is pending and what redb
+    /// holds, journal it, keep its writes in [`Pending`], and answer its callers. Hands the
+    /// batch back, its writes taken back, if the journal cannot be written.
+    fn apply_in_memory(&mut self, batch: Vec<Op>) -> Option<Vec<Op>> {
+        let mut undo = Undo {
+            audit_len: self.pending.audit.len(),
+            ..Undo::default()
+        };
+        let staged = (|| -> Result<Vec<Staged>, redb::Error> {
+            let rtx = self.db.begin_read()?;
+            let replay = rtx.open_table(REPLAY)?;
+            let p = &mut self.pending;
+            let mut out = Vec::with_capacity(batch.len());
+            for op in &batch {
+                out.push(match op {
+                    Op::FirstUse(key, exp, now, _) => {
+                        Staged::Used(mark_pending(p, &mut undo, &replay, key, *exp, *now)?)
+                    }
+                    Op::FirstUseAudit(key, exp, now, body, _) => {
+                        let used = mark_pending(p, &mut undo, &replay, key, *exp, *now)?;
+                        if used == FirstUse::Yes {
+                            audit_pending(p, &rtx, body)?;
+                        }
+                        Staged::Used(used)
+                    }
+                    Op::Audit(body, _) => {
+                        let (seq, prev, hash) = audit_pending(p, &rtx, body)?;
+                        Staged::Entry(seq, prev, hash)
+                    }
+                    _ => return Err(redb::Error::Corrupted("not an in-memory write".into())),
+                });
+            }
+            Ok(out)
+        })();
+        let staged = match staged {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "store: cannot read for a batch; batch failed");
+                self.take_back(undo);
+                batch.into_iter().for_each(|op| fail(op, "cannot read"));
+                return None;
+            }
+        };
+        let seq = self.next;
+        let Some(j) = &mut self.journal else {
+            self.take_back(undo);
+            return Some(batch);
+        };
+        if let Err(e) = j.append(seq, &encode_batch(&batch)) {
+            tracing::error!(error = %e, journal = %j.path().display(), "store: journal write failed; committing this batch durably instead");
+            self.take_back(undo);
+            return Some(batch);
+        }
+        self.next += 1;
+        self.pending.since.get_or_insert_with(Instant::now);
+        for (op, st) in batch.into_iter().zip(staged) {
+            let done = match (op, st) {
+                (Op::FirstUse(.., r) | Op::FirstUseAudit(.., r), Staged::Used(u)) => {
+                    Done::FirstUse(r, u)
+                }
+                (Op::Audit(body, r), Staged::Entry(seq, prev_hash, hash)) => Done::Audit(
+                    r,
+                    AuditEntry {
+                        seq,
+                        prev_hash,
+                        hash,
+                        body,
+                    },
+                ),
+                (op, _) => {
+                    fail(op, "write failed");
+                    continue;
+                }
+            };
+            done.send();
+        }
+        None
+    }
+
+    /// Take back what a batch applied in memory changed in [`Pending`], latest first.
+    fn take_back(&mut self, undo: Undo) {
+        let p = &mut self.pending;
+        for (key, before) in undo.replay.into_iter().rev() {
+            match before {
+                Some(e) => p.replay.insert(key, e),
+                None => p.replay.remove(&key),
+            };
+        }
+        p.audit.truncate(undo.audit_len);
     }
 
     /// Empty the journal, whose batches redb now holds durably (or stop using it if that
@@ -607,14 +888,11 @@ impl Writer {
         }
     }
 
-    /// Apply `batch` in one transaction, make it durable, then answer its callers. A batch
-    /// applied on a caller's thread passes `may_checkpoint = false`: the durable redb commit
-    /// of a checkpoint is left to the writer thread (only a failed journal write makes such
-    /// a batch commit durably, as the one way left to keep it).
-    fn apply_batch(&mut self, batch: Vec<Op>, may_checkpoint: bool) {
+    /// Apply `batch` in one redb transaction, after what is pending, make it durable (by the
+    /// journal, or by a durable commit if `durable`), then answer its callers.
+    fn commit_batch(&mut self, batch: Vec<Op>, mut durable: bool) {
         let revocations = batch.iter().any(Op::touches_revocations);
         let runtime_grants = batch.iter().any(Op::touches_runtime_grants);
-        let mut durable = may_checkpoint && self.checkpoint_due();
         let mut tx = match self.db.begin_write() {
             Ok(tx) => tx,
             Err(e) => {
@@ -631,6 +909,13 @@ impl Writer {
         }
         // What the journal keeps: the operations themselves, applied again on open.
         let payload = (!durable).then(|| encode_batch(&batch));
+        // Earlier batches' pending writes first: this batch reads and continues them.
+        if let Err(e) = self.pending.write_into(&tx) {
+            tracing::error!(error = %e, "store: pending writes not written; batch aborted");
+            let _ = tx.abort();
+            batch.into_iter().for_each(|op| fail(op, "write failed"));
+            return;
+        }
         let mut done = Vec::with_capacity(batch.len());
         let mut ops = batch.into_iter();
         let mut failed = None;
@@ -697,6 +982,7 @@ impl Writer {
             return;
         }
         self.next += 1;
+        self.pending.clear();
         if durable {
             self.after_durable_commit();
         }
@@ -775,6 +1061,7 @@ fn encode_batch(batch: &[Op]) -> Vec<u8> {
                 out.push(8);
                 out.extend_from_slice(&now.to_le_bytes());
             }
+            Op::Spill(_) => out.push(9),
         }
     }
     out
@@ -837,6 +1124,7 @@ fn decode_batch(raw: &[u8]) -> Option<Vec<Op>> {
             6 => Op::Unrevoke(serde_json::from_slice(&c.bytes()?).ok()?, orphan()),
             7 => Op::Audit(c.bytes()?, orphan()),
             8 => Op::Purge(c.u64()?, orphan()),
+            9 => Op::Spill(orphan()),
             _ => return None,
         };
         out.push(op);
@@ -897,13 +1185,9 @@ fn append_audit(
     body: &[u8],
 ) -> Result<(u64, [u8; 32], [u8; 32]), redb::Error> {
     let mut t = tx.open_table(AUDIT)?;
-    let last = t
-        .last()?
-        .map(|(k, v)| (k.value(), v.value().get(32..64).map(<[u8]>::to_vec)));
-    let (seq, prev_hash) = match last {
+    let (seq, prev_hash) = match t.last()? {
         None => (1, [0u8; 32]),
-        Some((k, Some(h))) => (k + 1, h.try_into().unwrap_or([0u8; 32])),
-        Some((_, None)) => return Err(redb::Error::Corrupted("audit entry too short".into())),
+        Some((k, v)) => (k.value() + 1, hash_of(v.value())?),
     };
     let hash = AuditEntry::chain_hash(&prev_hash, seq, body);
     let mut raw = Vec::with_capacity(64 + body.len());
@@ -1044,6 +1328,8 @@ fn apply(tx: &redb::WriteTransaction, op: Op) -> ApplyResult {
             );
             Ok(Done::Seq(r, n))
         }
+        // What was pending is in the transaction already (see `Writer::commit_batch`).
+        Op::Spill(r) => Ok(Done::Unit(r)),
     }
 }
 
@@ -1181,6 +1467,8 @@ impl Store for EmbeddedStore {
     }
 
     async fn audit_since(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        // Acknowledged entries may still be pending in memory.
+        self.call(Op::Spill).await?;
         let tx = self.db.begin_read().map_err(unavailable)?;
         let t = tx.open_table(AUDIT).map_err(unavailable)?;
         let mut out = Vec::new();
@@ -1408,6 +1696,80 @@ mod tests {
         // New writes continue the chain.
         let e = a.append_audit(b"{}".to_vec()).await.expect("audit");
         assert_eq!(e.prev_hash, chain.last().expect("entries").hash);
+    }
+
+    /// Replay marks and audit entries kept in memory are answered from there (a replay in
+    /// the same batch, in a later one, and after they are written to redb), and a read of the
+    /// audit table sees them, chained to redb's entries.
+    #[tokio::test]
+    async fn pending_writes_are_seen_before_and_after_they_reach_redb() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let s = open_rarely_checkpointing(&path);
+        let k = super::super::replay_key(&["k"]);
+        let (t1, r1) = oneshot::channel();
+        let (t2, r2) = oneshot::channel();
+        let (t3, r3) = oneshot::channel();
+        lock(&s.shared.writer).apply_batch(
+            vec![
+                Op::FirstUse(k, 100, 1, t1),
+                Op::FirstUseAudit(k, 100, 1, b"{\"n\":0}".to_vec(), t2),
+                Op::Audit(b"{\"n\":1}".to_vec(), t3),
+            ],
+            true,
+        );
+        assert_eq!(r1.await.expect("answer").expect("use"), FirstUse::Yes);
+        assert_eq!(r2.await.expect("answer").expect("use"), FirstUse::Replay);
+        let first = r3.await.expect("answer").expect("audit");
+        assert_eq!((first.seq, first.prev_hash), (1, [0; 32]));
+        assert_eq!(lock(&s.shared.writer).pending.len(), 2, "kept in memory");
+        assert_eq!(s.first_use(k, 100, 2).await.expect("use"), FirstUse::Replay);
+        assert_eq!(
+            s.first_use(k, 100, 100).await.expect("use"),
+            FirstUse::Yes,
+            "an expired mark does not count"
+        );
+        let k2 = super::super::replay_key(&["k2"]);
+        let used = s.first_use_with_audit(k2, 100, 1, b"{\"n\":2}".to_vec());
+        assert_eq!(used.await.expect("use"), FirstUse::Yes);
+
+        let chain = s.audit_since(0, 10).await.expect("audit");
+        assert_eq!(lock(&s.shared.writer).pending.len(), 0, "written to redb");
+        assert_eq!(chain.len(), 2);
+        assert_eq!(chain[0], first);
+        assert_eq!(chain[1].prev_hash, first.hash);
+        assert_eq!(
+            chain[1].hash,
+            AuditEntry::chain_hash(&first.hash, 2, b"{\"n\":2}")
+        );
+        assert_eq!(
+            s.first_use(k2, 100, 2).await.expect("use"),
+            FirstUse::Replay
+        );
+        let next = s.append_audit(b"{}".to_vec()).await.expect("audit");
+        assert_eq!((next.seq, next.prev_hash), (3, chain[1].hash));
+    }
+
+    /// Replay marks and audit entries acknowledged while only the journal and memory held
+    /// them are there after a crash.
+    #[tokio::test]
+    async fn pending_writes_are_applied_again_after_a_crash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let s = open_rarely_checkpointing(&path);
+        let k = super::super::replay_key(&["k"]);
+        let used = s.first_use_with_audit(k, 100, 1, b"{\"n\":1}".to_vec());
+        assert_eq!(used.await.expect("use"), FirstUse::Yes);
+        let e = s.append_audit(b"{\"n\":2}".to_vec()).await.expect("audit");
+        assert!(lock(&s.shared.writer).pending.len() > 0, "not yet in redb");
+        let after = dir.path().join("after.redb");
+        crash_copy(&path, &after, true);
+        drop(s);
+        let a = EmbeddedStore::open(&after).expect("open copy with journal");
+        assert_eq!(a.first_use(k, 100, 2).await.expect("use"), FirstUse::Replay);
+        let chain = a.audit_since(0, 10).await.expect("audit");
+        assert_eq!(chain.len(), 2);
+        assert_eq!(chain[1], e);
     }
 
     /// A journal that does not continue the store's last batch means acknowledged writes
