@@ -1,27 +1,36 @@
 //! The default backend: a durable file store on this node, built on redb.
 //!
 //! Writes are applied in batches by one writer at a time, which practises group commit: it
-//! takes every operation waiting in its queue, applies them in one transaction, makes the
-//! batch durable with one flush, and only then answers each caller. The writer is usually
+//! takes every operation waiting in its queue, applies them together, makes the batch
+//! durable with one flush, and only then answers each caller. The writer is usually
 //! the writer thread; a lone request (nothing queued, nobody writing, no other request in
 //! flight) applies its own small write as a batch of one on its own thread instead, which
 //! spares it two thread hand-offs (see `EmbeddedStore::call`). A response that depends on a
 //! write (a replay mark, an audit record, a revocation) is therefore never sent before that
 //! write is durable, and a burst of requests shares one flush instead of paying one each.
 //! `kill -9` loses nothing that was acknowledged. Reads run on the caller's thread against
-//! redb's MVCC snapshots.
+//! redb's MVCC snapshots (a read of the audit table first has the writer put what is pending
+//! into redb, below).
 //!
-//! The flush is usually not redb's: a batch is committed to redb without one and made durable
-//! by appending its operations to the write-ahead journal (`<store>.journal`, see
-//! [`super::journal`]), one sequential write instead of redb's scattered pages. About once a
+//! The flush is usually not redb's: a batch is made durable by appending its operations to
+//! the write-ahead journal (`<store>.journal`, see [`super::journal`]), one sequential write
+//! instead of redb's scattered pages, and committed to redb without a flush. About once a
 //! second (or when the journal passes 16 MiB, or after a second without writes) a batch is
 //! committed durably to redb instead and the journal is emptied. Every transaction records
-//! its batch number; opening the store applies the journal's later batches again, in order,
-//! before anything else runs, and refuses to open if a batch is missing or damaged. A batch's
-//! journal record is flushed before its redb commit, so no reader sees a write a crash could
-//! undo. If the journal cannot be written, the batch is committed durably to redb instead
-//! (and the journal emptied) before anyone is answered; if the journal cannot be emptied or
-//! rolled back, the store goes on without it, committing every batch durably.
+//! the number of the last batch it holds; opening the store applies the journal's later
+//! batches again, in order, before anything else runs, and refuses to open if a batch is
+//! missing or damaged. A batch's journal record is flushed before its redb commit, so no
+//! reader sees a write a crash could undo. If the journal cannot be written, the batch is
+//! committed durably to redb instead (and the journal emptied) before anyone is answered;
+//! if the journal cannot be emptied or rolled back, the store goes on without it,
+//! committing every batch durably.
+//!
+//! Nearly every token request's one write is a replay mark with its audit record. A batch
+//! of only those (and audit records) gets no redb transaction of its own: it is journaled,
+//! answered, and kept in memory (`Pending`), and what is pending is written to redb in one
+//! non-durable transaction every 50 ms or so under load, inside the next other transaction,
+//! before a read of the audit table, and in every checkpoint's durable commit. Only the
+//! writer reads the replay table, so replay checks look at what is pending, then at redb.
 //!
 //! Revocations are also mirrored in memory: every token request asks for two or three
 //! (agent, channel grant, presented ID-JAG), and a redb read transaction each was a visible
@@ -69,11 +78,13 @@ const MAX_BATCH: usize = 1024;
 /// How long replay marks and audit entries may stay pending (journaled and in memory, not
 /// yet in redb) before they are written to redb in one non-durable transaction.
 const SPILL_EVERY: Duration = Duration::from_millis(50);
-/// So many pending writes are written to redb at the next batch, whatever their age.
+/// So many pending writes (or bytes of them) are written to redb at the next batch, whatever
+/// their age.
 const SPILL_AT: usize = 4096;
-/// With so many pending (redb refusing the spills), batches go to redb directly again, and
-/// fail if it keeps refusing: memory stays bounded and the store fails closed.
-const PENDING_MAX: usize = 4 * SPILL_AT;
+const SPILL_AT_BYTES: usize = 4 << 20;
+/// With four times that pending (redb refusing the spills), batches go to redb directly
+/// again, and fail if it keeps refusing: memory stays bounded and the store fails closed.
+const PENDING_MAX: usize = 4;
 /// Stored in place of "no expiry".
 const NEVER: u64 = u64::MAX;
 
@@ -280,6 +291,7 @@ impl EmbeddedStore {
                 checkpointed: Instant::now(),
                 every,
                 pending: Pending::default(),
+                torn: false,
             }),
             every,
         });
@@ -301,8 +313,9 @@ impl EmbeddedStore {
     /// the caller's thread, as a batch of one: a lone request then pays no hand-off to the
     /// writer thread and back (two thread wake-ups, each an inter-processor interrupt on a
     /// VM, a visible part of a lone token response). It blocks this thread for that one
-    /// batch (a journal append and its flush, about 0.2 ms here); checkpoints, purges and
-    /// revocations, which may take longer, always go to the writer thread. Otherwise the
+    /// batch (a journal append and its flush, about 0.2 ms here); checkpoints, purges,
+    /// revocations and writing what is pending to redb, which may take longer, always go to
+    /// the writer thread. Otherwise the
     /// operation is queued, and the writer thread's next batch takes it with everything
     /// queued beside it (group commit).
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Op) -> Result<T, StoreError> {
@@ -336,8 +349,9 @@ impl EmbeddedStore {
             stop(sh);
             return Ok(());
         };
-        if w.checkpoint_due() {
-            // The checkpoint's durable commit is the writer thread's.
+        if w.checkpoint_due() || w.pending.full() {
+            // The checkpoint's durable commit, and writing a full `Pending` to redb, are the
+            // writer thread's.
             drop(w);
             lock(&sh.inbox).ops.push(op);
         } else {
@@ -396,8 +410,9 @@ fn as_writer<'a>(
 }
 
 /// The writer thread: apply whatever is queued as one batch, again and again; when nothing
-/// has been queued for [`CHECKPOINT_EVERY`], fold the journal in (which also catches the
-/// batches applied on callers' threads meanwhile), and once more when the store closes.
+/// has been queued for [`CHECKPOINT_EVERY`], fold the journal in (with what is pending, which
+/// also catches the batches applied on callers' threads meanwhile), and once more when the
+/// store closes.
 /// If a batch panicked, the store stops (fails closed; see [`as_writer`]).
 fn run(sh: &Shared) {
     let _stop = StopOnExit(sh);
@@ -589,15 +604,20 @@ struct Writer {
     every: Duration,
     /// Journaled batches' replay marks and audit entries not yet written to redb.
     pending: Pending,
+    /// A journal write failed: the file may end in a torn record, so nothing is appended
+    /// until a durable commit (of every batch since) has let it be emptied.
+    torn: bool,
 }
 
 /// What batches of replay marks and audit entries alone (nearly every token request's one
 /// write) leave behind, instead of a redb transaction each: such a batch is journaled and
-/// answered, and its writes kept here, until they are written to redb together — after
-/// [`SPILL_EVERY`] or [`SPILL_AT`] writes, before any other redb write transaction, before
-/// a read of the audit table ([`Op::Spill`]), and at every checkpoint. A redb commit was a
-/// third of the writer's CPU per batch (BENCHMARKS.md). Only the writer reads the replay
-/// table, so a replay check looks here first and then in redb.
+/// answered, and its writes kept here, until they are written to redb together, in one
+/// non-durable transaction — by the writer thread's first batch after [`SPILL_EVERY`], at
+/// the next batch after [`SPILL_AT`] writes or [`SPILL_AT_BYTES`], before any other redb
+/// write transaction (in it), before a read of the audit table ([`Op::Spill`]), and at every
+/// checkpoint (in its durable commit). A redb commit was a third of the writer's CPU per
+/// batch (BENCHMARKS.md). Only the writer reads the replay table, so a replay check looks
+/// here first and then in redb.
 #[derive(Default)]
 struct Pending {
     /// Replay key → expiry.
@@ -607,6 +627,8 @@ struct Pending {
     audit: Vec<(u64, Vec<u8>)>,
     /// When the oldest pending write was made.
     since: Option<Instant>,
+    /// Bytes of the audit entries, plus a replay key's and expiry's per mark.
+    bytes: usize,
 }
 
 impl Pending {
@@ -614,10 +636,21 @@ impl Pending {
         self.replay.len() + self.audit.len()
     }
 
+    /// Enough to be written to redb at the next batch, whatever its age.
+    fn full(&self) -> bool {
+        self.len() >= SPILL_AT || self.bytes >= SPILL_AT_BYTES
+    }
+
+    /// Too much to add to: redb has been refusing it.
+    fn over(&self) -> bool {
+        self.len() >= PENDING_MAX * SPILL_AT || self.bytes >= PENDING_MAX * SPILL_AT_BYTES
+    }
+
     fn clear(&mut self) {
         self.replay.clear();
         self.audit.clear();
         self.since = None;
+        self.bytes = 0;
     }
 
     /// Write everything pending into `tx` (kept until `tx` commits: see [`Self::clear`]).
@@ -644,6 +677,7 @@ impl Pending {
 struct Undo {
     replay: Vec<(ReplayKey, Option<UnixTime>)>,
     audit_len: usize,
+    bytes: usize,
 }
 
 /// The answer of one operation applied in memory.
@@ -651,6 +685,9 @@ enum Staged {
     Used(FirstUse),
     Entry(u64, [u8; 32], [u8; 32]),
 }
+
+/// What a pending replay mark counts for in [`Pending::bytes`].
+const MARK_BYTES: usize = 32 + 8;
 
 /// Record `key` in `p` until `exp` unless it is recorded (there or in redb) and unexpired.
 fn mark_pending(
@@ -669,6 +706,7 @@ fn mark_pending(
         return Ok(FirstUse::Replay);
     }
     let before = p.replay.insert(*key, exp);
+    p.bytes += MARK_BYTES;
     undo.replay.push((*key, before));
     Ok(FirstUse::Yes)
 }
@@ -691,6 +729,7 @@ fn audit_pending(
     raw.extend_from_slice(&prev_hash);
     raw.extend_from_slice(&hash);
     raw.extend_from_slice(body);
+    p.bytes += raw.len();
     p.audit.push((seq, raw));
     Ok((seq, prev_hash, hash))
 }
@@ -710,8 +749,8 @@ impl Writer {
         })
     }
 
-    /// If the journal holds anything, commit durably (an empty transaction makes every
-    /// earlier one durable) and empty it.
+    /// If the journal (or `pending`) holds anything, commit durably what is pending (the
+    /// transaction makes every earlier one durable too) and empty the journal.
     fn fold_in(&mut self) {
         if (self.journal.as_ref().is_some_and(|j| j.len() > 0) || self.pending.len() > 0)
             && let Err(e) = self.checkpoint()
@@ -734,7 +773,10 @@ impl Writer {
 
     /// Write what is pending to redb in one non-durable transaction (the journal holds it).
     /// On failure it stays pending, and is tried again with the next redb transaction.
-    fn spill(&mut self) {
+    fn spill(&mut self) -> Result<(), String> {
+        if self.pending.len() == 0 {
+            return Ok(());
+        }
         let spilled = (|| -> Result<(), redb::Error> {
             let mut tx = self.db.begin_write()?;
             tx.set_durability(Durability::None)?;
@@ -744,15 +786,22 @@ impl Writer {
             Ok(())
         })();
         match spilled {
-            Ok(()) => self.pending.clear(),
+            Ok(()) => {
+                self.pending.clear();
+                Ok(())
+            }
             Err(e) => {
                 tracing::error!(error = %e, pending = self.pending.len(), "store: pending writes not written to redb; kept in memory and the journal");
+                Err(format!("pending writes not written: {e}"))
             }
         }
     }
 
+    /// Whether what is pending should be written to redb after this batch: when full or old.
+    /// Only the writer thread does it; a caller's thread hands its operation to the writer
+    /// thread instead once `pending` is full (see [`EmbeddedStore::submit`]).
     fn spill_due(&self) -> bool {
-        self.pending.len() >= SPILL_AT
+        self.pending.full()
             || self
                 .pending
                 .since
@@ -765,23 +814,40 @@ impl Writer {
     /// `may_checkpoint = false`: the durable redb commit of a checkpoint is left to the
     /// writer thread (only a failed journal write makes such a batch commit durably, as the
     /// one way left to keep it).
-    fn apply_batch(&mut self, batch: Vec<Op>, may_checkpoint: bool) {
-        let durable = may_checkpoint && self.checkpoint_due();
-        if durable
-            || self.journal.is_none()
-            || self.pending.len() >= PENDING_MAX
-            || !batch.iter().all(Op::in_memory)
-        {
-            self.commit_batch(batch, durable);
-            return;
+    ///
+    /// [`Op::Spill`]s take no batch number: they are answered once what is pending, this
+    /// batch's writes included, is in redb. A batch whose journal record cannot be written
+    /// is committed durably instead, and so is every batch after it until one such commit
+    /// succeeds and empties the journal (which may end in a torn record).
+    fn apply_batch(&mut self, mut batch: Vec<Op>, may_checkpoint: bool) {
+        let mut spills = Vec::new();
+        if batch.iter().any(|op| matches!(op, Op::Spill(_))) {
+            let (s, rest): (Vec<Op>, Vec<Op>) =
+                batch.into_iter().partition(|op| matches!(op, Op::Spill(_)));
+            spills = s;
+            batch = rest;
         }
-        if let Some(batch) = self.apply_in_memory(batch) {
-            // Its journal record could not be written: commit it durably instead.
-            self.commit_batch(batch, true);
-            return;
+        if !batch.is_empty() {
+            let durable = (may_checkpoint && self.checkpoint_due()) || self.torn;
+            if durable
+                || self.journal.is_none()
+                || self.pending.over()
+                || !batch.iter().all(Op::in_memory)
+            {
+                self.commit_batch(batch, durable);
+            } else if let Some(batch) = self.apply_in_memory(batch) {
+                // Its journal record could not be written: commit it durably instead.
+                self.torn = true;
+                self.commit_batch(batch, true);
+            }
         }
-        if self.spill_due() {
-            self.spill();
+        if !spills.is_empty() || (may_checkpoint && self.spill_due()) {
+            let spilled = self.spill();
+            for op in spills {
+                if let Op::Spill(r) = op {
+                    let _ = r.send(spilled.clone().map_err(unavailable));
+                }
+            }
         }
     }
 
@@ -791,6 +857,7 @@ impl Writer {
     fn apply_in_memory(&mut self, batch: Vec<Op>) -> Option<Vec<Op>> {
         let mut undo = Undo {
             audit_len: self.pending.audit.len(),
+            bytes: self.pending.bytes,
             ..Undo::default()
         };
         let staged = (|| -> Result<Vec<Staged>, redb::Error> {
@@ -874,12 +941,14 @@ impl Writer {
             };
         }
         p.audit.truncate(undo.audit_len);
+        p.bytes = undo.bytes;
     }
 
     /// Empty the journal, whose batches redb now holds durably (or stop using it if that
     /// fails).
     fn after_durable_commit(&mut self) {
         self.checkpointed = Instant::now();
+        self.torn = false;
         if let Some(j) = &mut self.journal
             && let Err(e) = j.clear()
         {
@@ -1770,6 +1839,52 @@ mod tests {
         let chain = a.audit_since(0, 10).await.expect("audit");
         assert_eq!(chain.len(), 2);
         assert_eq!(chain[1], e);
+    }
+
+    /// A batch kept in memory whose journal record cannot be written is committed durably
+    /// instead, with what was pending before it; it is answered, nothing is lost, and the
+    /// store goes on (here without a journal, which cannot be emptied either).
+    #[tokio::test]
+    async fn a_failed_journal_write_commits_the_pending_batch_durably() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let (k1, k2) = (
+            super::super::replay_key(&["a"]),
+            super::super::replay_key(&["b"]),
+        );
+        {
+            let s = open_rarely_checkpointing(&path);
+            let first = s.first_use_with_audit(k1, 100, 1, b"{\"n\":1}".to_vec());
+            assert_eq!(first.await.expect("use"), FirstUse::Yes);
+            assert!(lock(&s.shared.writer).pending.len() > 0);
+            lock(&s.shared.writer).journal =
+                Some(Journal::unwritable(&journal::path_for(&path)).expect("journal"));
+            let second = s.first_use_with_audit(k2, 100, 1, b"{\"n\":2}".to_vec());
+            assert_eq!(second.await.expect("use"), FirstUse::Yes);
+            {
+                let w = lock(&s.shared.writer);
+                assert_eq!(w.pending.len(), 0, "committed to redb");
+                assert!(w.journal.is_none(), "the journal could not be emptied");
+            }
+            assert_eq!(
+                s.first_use(k2, 100, 2).await.expect("use"),
+                FirstUse::Replay
+            );
+            let chain = s.audit_since(0, 10).await.expect("audit");
+            assert_eq!(chain.len(), 2);
+            assert_eq!(chain[1].prev_hash, chain[0].hash);
+        }
+        // The journal still holds the first batch, which the durable commit also holds.
+        let s = reopen(&path).await;
+        assert_eq!(
+            s.first_use(k1, 100, 2).await.expect("use"),
+            FirstUse::Replay
+        );
+        assert_eq!(
+            s.first_use(k2, 100, 2).await.expect("use"),
+            FirstUse::Replay
+        );
+        assert_eq!(s.audit_since(0, 10).await.expect("audit").len(), 2);
     }
 
     /// A journal that does not continue the store's last batch means acknowledged writes

@@ -166,6 +166,18 @@ impl Journal {
     pub(super) fn path(&self) -> &Path {
         &self.path
     }
+    /// A journal on `path` opened read-only, so that every write to it fails (tests of the
+    /// store's fallbacks).
+    #[cfg(test)]
+    pub(super) fn unwritable(path: &Path) -> std::io::Result<Self> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(Self {
+            file,
+            path: path.to_owned(),
+            len,
+        })
+    }
 }
 
 #[cfg(test)]
