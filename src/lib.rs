@@ -59,6 +59,7 @@ pub mod grants;
 pub mod http;
 pub mod idp;
 pub mod inflight;
+pub mod lane;
 pub mod oauth;
 pub mod policy;
 pub mod store;

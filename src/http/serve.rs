@@ -7,8 +7,8 @@
 //! work on every readiness event. On the 2-vCPU machines lanyard is measured on, those
 //! cross-thread wake-ups (each an inter-processor interrupt on a VM) were about 0.1 ms of a
 //! lone request's latency and a fifth of its CPU (BENCHMARKS.md). Background work (key and
-//! policy reloads, purges) stays on the main runtime; the Redis client's connection task
-//! runs wherever it was (re)connected, and is reached from every lane by channel.
+//! policy reloads, purges) stays on the main runtime. The Redis store keeps a connection per
+//! lane, driven by the lane's own runtime (`crate::lane`).
 //!
 //! The unit of balance is the connection: every request (and every HTTP/2 stream) of one
 //! connection is served by its lane, so a client that multiplexes everything over one or two
@@ -57,11 +57,6 @@ impl Drop for Open {
     }
 }
 
-/// How many lanes: one per CPU this process may use (cgroup quotas included).
-fn lanes_wanted() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-}
-
 fn start_lane(
     i: usize,
     broker: &Arc<Broker>,
@@ -80,6 +75,7 @@ fn start_lane(
     std::thread::Builder::new()
         .name(format!("lanyard-http-{i}"))
         .spawn(move || {
+            crate::lane::enter(i);
             rt.block_on(async move {
                 let graceful = GracefulShutdown::new();
                 while let Some((tcp, peer)) = rx.recv().await {
@@ -104,8 +100,8 @@ fn start_lane(
                 // The accept loop is gone: finish the open connections.
                 graceful.shutdown().await;
             });
-            // A task of this runtime may serve the other lanes too (the Redis client's
-            // connection, if it reconnected here): keep it until every lane has drained.
+            // A task of this runtime may still serve the other lanes (a Redis audit batch
+            // appended for them): keep it until every lane has drained.
             all_drained.wait();
             drop(rt);
             let _ = done_tx.send(());
@@ -169,7 +165,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
     let app = super::router(broker.clone());
-    let n = lanes_wanted();
+    let n = crate::lane::count();
     let all_drained = Arc::new(std::sync::Barrier::new(n));
     let lanes = (0..n)
         .map(|i| start_lane(i, &broker, &app, &all_drained))

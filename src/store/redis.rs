@@ -3,9 +3,11 @@
 //!
 //! # Design
 //!
-//! - **One connection per process**, a `redis` crate [`ConnectionManager`] (multiplexed,
-//!   reconnects by itself), created lazily so that a Redis that is down at startup only makes
-//!   `/readyz` false. Every call is bounded by `connect_timeout + response_timeout`; a dead
+//! - **One connection per serving lane** (and one for the rest of the process), each a
+//!   `redis` crate [`ConnectionManager`] (multiplexed, reconnects by itself), driven by the
+//!   runtime of the thread that uses it: a request's round trip then wakes no other thread
+//!   (`crate::lane`). Each is created lazily, so that a Redis that is down at startup only
+//!   makes `/readyz` false. Every call is bounded by `connect_timeout + response_timeout`; a dead
 //!   Redis fails the call fast with [`StoreError::Unavailable`], which the server answers with
 //!   503 `temporarily_unavailable` and `Retry-After`, issuing nothing. The next call tries to
 //!   connect again, so service resumes without a restart when Redis is back.
@@ -303,6 +305,8 @@ pub struct RedisStore {
     client: Client,
     config: ConnectionManagerConfig,
     conn: tokio::sync::OnceCell<ConnectionManager>,
+    /// One per serving lane, by lane number (`crate::lane`).
+    lanes: Box<[tokio::sync::OnceCell<ConnectionManager>]>,
     deadline: Duration,
     keys: Keys,
     scripts: Scripts,
@@ -525,6 +529,9 @@ impl RedisStore {
             client,
             config,
             conn: tokio::sync::OnceCell::new(),
+            lanes: (0..crate::lane::count())
+                .map(|_| tokio::sync::OnceCell::new())
+                .collect(),
             deadline: settings.connect_timeout + settings.response_timeout,
             keys: Keys(settings.key_prefix.clone()),
             scripts: Scripts::new(),
@@ -595,8 +602,12 @@ impl RedisStore {
         }
     }
 
+    /// This lane's connection (the process's outside the lanes), created on first use on
+    /// this thread so that its tasks run on this thread's runtime.
     async fn conn(&self) -> Result<ConnectionManager, StoreError> {
-        self.conn
+        crate::lane::current()
+            .and_then(|i| self.lanes.get(i))
+            .unwrap_or(&self.conn)
             .get_or_try_init(|| async {
                 ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
             })
