@@ -13,8 +13,11 @@ thread_local! {
 
 /// How many lanes a server starts: one per CPU this process may use (cgroup quotas
 /// included).
+/// Read once, so that the server and what is kept per lane agree.
 pub fn count() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *COUNT
+        .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
 }
 
 /// Mark this thread as lane `i` (called once, by the lane's thread).

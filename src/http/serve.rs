@@ -61,7 +61,7 @@ fn start_lane(
     i: usize,
     broker: &Arc<Broker>,
     app: &axum::Router,
-    all_drained: &Arc<std::sync::Barrier>,
+    all_drained: &Arc<tokio::sync::Barrier>,
 ) -> Result<Lane, String> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Handoff>();
     let (done_tx, done) = oneshot::channel();
@@ -99,10 +99,11 @@ fn start_lane(
                 }
                 // The accept loop is gone: finish the open connections.
                 graceful.shutdown().await;
+                // A task of this runtime may still serve the other lanes (a Redis audit
+                // batch appended for their requests): keep running it until every lane has
+                // drained.
+                all_drained.wait().await;
             });
-            // A task of this runtime may still serve the other lanes (a Redis audit batch
-            // appended for them): keep it until every lane has drained.
-            all_drained.wait();
             drop(rt);
             let _ = done_tx.send(());
         })
@@ -166,7 +167,7 @@ pub async fn serve(
 ) -> Result<(), String> {
     let app = super::router(broker.clone());
     let n = crate::lane::count();
-    let all_drained = Arc::new(std::sync::Barrier::new(n));
+    let all_drained = Arc::new(tokio::sync::Barrier::new(n));
     let lanes = (0..n)
         .map(|i| start_lane(i, &broker, &app, &all_drained))
         .collect::<Result<Vec<_>, _>>()?;

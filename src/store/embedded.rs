@@ -84,7 +84,7 @@ const SPILL_AT: usize = 4096;
 const SPILL_AT_BYTES: usize = 4 << 20;
 /// With four times that pending (redb refusing the spills), batches go to redb directly
 /// again, and fail if it keeps refusing: memory stays bounded and the store fails closed.
-const PENDING_MAX: usize = 4;
+const PENDING_MAX_FACTOR: usize = 4;
 /// Stored in place of "no expiry".
 const NEVER: u64 = u64::MAX;
 
@@ -349,8 +349,13 @@ impl EmbeddedStore {
             stop(sh);
             return Ok(());
         };
-        if w.checkpoint_due() || w.pending.full() {
-            // The checkpoint's durable commit, and writing a full `Pending` to redb, are the
+        if w.checkpoint_due()
+            || w.torn
+            || w.pending.full()
+            || (!op.in_memory() && w.pending.len() > 0)
+        {
+            // Durable commits (a checkpoint's, or after a failed journal write) and writing
+            // what is pending to redb (a full `Pending`, or in a redb transaction) are the
             // writer thread's.
             drop(w);
             lock(&sh.inbox).ops.push(op);
@@ -643,7 +648,8 @@ impl Pending {
 
     /// Too much to add to: redb has been refusing it.
     fn over(&self) -> bool {
-        self.len() >= PENDING_MAX * SPILL_AT || self.bytes >= PENDING_MAX * SPILL_AT_BYTES
+        self.len() >= PENDING_MAX_FACTOR * SPILL_AT
+            || self.bytes >= PENDING_MAX_FACTOR * SPILL_AT_BYTES
     }
 
     fn clear(&mut self) {
@@ -706,7 +712,9 @@ fn mark_pending(
         return Ok(FirstUse::Replay);
     }
     let before = p.replay.insert(*key, exp);
-    p.bytes += MARK_BYTES;
+    if before.is_none() {
+        p.bytes += MARK_BYTES;
+    }
     undo.replay.push((*key, before));
     Ok(FirstUse::Yes)
 }
