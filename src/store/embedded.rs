@@ -732,14 +732,21 @@ fn audit_pending(
             Some((k, v)) => (k.value() + 1, hash_of(v.value())?),
         },
     };
-    let hash = AuditEntry::chain_hash(&prev_hash, seq, body);
-    let mut raw = Vec::with_capacity(64 + body.len());
-    raw.extend_from_slice(&prev_hash);
-    raw.extend_from_slice(&hash);
-    raw.extend_from_slice(body);
+    let (hash, raw) = chained(&prev_hash, seq, body);
     p.bytes += raw.len();
     p.audit.push((seq, raw));
     Ok((seq, prev_hash, hash))
+}
+
+/// Audit entry `seq` with `body`, after an entry whose hash is `prev_hash`: its hash, and the
+/// entry as stored (`prev_hash ‖ hash ‖ body`).
+fn chained(prev_hash: &[u8; 32], seq: u64, body: &[u8]) -> ([u8; 32], Vec<u8>) {
+    let hash = AuditEntry::chain_hash(prev_hash, seq, body);
+    let mut raw = Vec::with_capacity(64 + body.len());
+    raw.extend_from_slice(prev_hash);
+    raw.extend_from_slice(&hash);
+    raw.extend_from_slice(body);
+    (hash, raw)
 }
 
 /// The hash of a stored audit entry.
@@ -1266,11 +1273,7 @@ fn append_audit(
         None => (1, [0u8; 32]),
         Some((k, v)) => (k.value() + 1, hash_of(v.value())?),
     };
-    let hash = AuditEntry::chain_hash(&prev_hash, seq, body);
-    let mut raw = Vec::with_capacity(64 + body.len());
-    raw.extend_from_slice(&prev_hash);
-    raw.extend_from_slice(&hash);
-    raw.extend_from_slice(body);
+    let (hash, raw) = chained(&prev_hash, seq, body);
     t.insert(seq, raw.as_slice())?;
     Ok((seq, prev_hash, hash))
 }
