@@ -596,7 +596,15 @@ impl RedisStore {
                 q.drain(..n).collect()
             };
             if batch.is_empty() {
-                return Err(unavailable("audit record lost from the queue"));
+                // Taken by an append still running for a holder whose request was cancelled
+                // (the job goes on without it): wait for that job's answer, within the
+                // deadline, without holding up the next appends.
+                drop(head);
+                return match tokio::time::timeout(self.deadline, rx).await {
+                    Ok(Ok(answer)) => answer,
+                    Ok(Err(_)) => Err(unavailable("audit append abandoned")),
+                    Err(_) => Err(unavailable("no answer within the deadline")),
+                };
             }
             self.append_batch(&mut head, batch).await;
         }
