@@ -12,8 +12,7 @@ thread_local! {
 }
 
 /// How many lanes a server starts: one per CPU this process may use (cgroup quotas
-/// included).
-/// Read once, so that the server and what is kept per lane agree.
+/// included), read once, so that the server and what is kept per lane agree.
 pub fn count() -> usize {
     static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *COUNT

@@ -777,12 +777,20 @@ impl Writer {
     /// Commit durably what is pending (an otherwise empty transaction makes every earlier one
     /// durable), then empty the journal.
     fn checkpoint(&mut self) -> Result<(), redb::Error> {
-        let tx = self.db.begin_write()?;
+        self.commit_pending(Durability::Immediate)?;
+        self.after_durable_commit();
+        Ok(())
+    }
+
+    /// Commit what is pending in a transaction of its own, as of the last batch applied; it
+    /// stays pending if that fails.
+    fn commit_pending(&mut self, durability: Durability) -> Result<(), redb::Error> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(durability)?;
         self.pending.write_into(&tx)?;
         set_batch(&tx, self.next - 1)?;
         tx.commit()?;
         self.pending.clear();
-        self.after_durable_commit();
         Ok(())
     }
 
@@ -792,24 +800,10 @@ impl Writer {
         if self.pending.len() == 0 {
             return Ok(());
         }
-        let spilled = (|| -> Result<(), redb::Error> {
-            let mut tx = self.db.begin_write()?;
-            tx.set_durability(Durability::None)?;
-            self.pending.write_into(&tx)?;
-            set_batch(&tx, self.next - 1)?;
-            tx.commit()?;
-            Ok(())
-        })();
-        match spilled {
-            Ok(()) => {
-                self.pending.clear();
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(error = %e, pending = self.pending.len(), "store: pending writes not written to redb; kept in memory and the journal");
-                Err(format!("pending writes not written: {e}"))
-            }
-        }
+        self.commit_pending(Durability::None).map_err(|e| {
+            tracing::error!(error = %e, pending = self.pending.len(), "store: pending writes not written to redb; kept in memory and the journal");
+            format!("pending writes not written: {e}")
+        })
     }
 
     /// Whether what is pending should be written to redb after this batch: when full or old.
@@ -1408,7 +1402,8 @@ fn apply(tx: &redb::WriteTransaction, op: Op) -> ApplyResult {
             );
             Ok(Done::Seq(r, n))
         }
-        // What was pending is in the transaction already (see `Writer::commit_batch`).
+        // Not reached: `Writer::apply_batch` takes spills out of a batch and answers them
+        // after it. Were one applied here, what was pending is in the transaction already.
         Op::Spill(r) => Ok(Done::Unit(r)),
     }
 }

@@ -166,6 +166,7 @@ impl Journal {
     pub(super) fn path(&self) -> &Path {
         &self.path
     }
+
     /// A journal on `path` opened read-only, so that every write to it fails (tests of the
     /// store's fallbacks).
     #[cfg(test)]
