@@ -22,7 +22,7 @@
 //! missing or damaged. A batch's journal record is flushed before its redb commit, so no
 //! reader sees a write a crash could undo. If the journal cannot be written, the batch is
 //! committed durably to redb instead (and the journal emptied) before anyone is answered;
-//! if the journal cannot be emptied or rolled back, the store goes on without it,
+//! if the journal cannot be rolled back, the store goes on without it,
 //! committing every batch durably.
 //!
 //! Nearly every token request's one write is a replay mark with its audit record. A batch
@@ -286,7 +286,7 @@ impl EmbeddedStore {
             writer: Mutex::new(Writer {
                 db: db.clone(),
                 mirror: mirrors.clone(),
-                journal,
+                journal: Some(journal),
                 next,
                 checkpointed: Instant::now(),
                 every,
@@ -531,10 +531,10 @@ fn applied(tx: &redb::WriteTransaction) -> Result<u64, StoreError> {
 }
 
 /// Open the journal beside `path` and apply, durably and in order, the batches it holds
-/// beyond the file's last one; then empty it. Returns the journal (`None` if it cannot be
-/// used: every batch is then committed durably) and the next batch number. A gap between the
-/// file's last batch and the journal's next is an error: acknowledged writes are missing.
-fn recover(db: &Database, path: &Path) -> Result<(Option<Journal>, u64), StoreError> {
+/// beyond the file's last one; then empty it. Returns the journal and the next batch number.
+/// A gap between the file's last batch and the journal's next is an error: acknowledged
+/// writes are missing.
+fn recover(db: &Database, path: &Path) -> Result<(Journal, u64), StoreError> {
     let jpath = journal::path_for(path);
     let (mut journal, found) = Journal::open(&jpath).map_err(|e| match e.kind() {
         std::io::ErrorKind::InvalidData => StoreError::Corrupt(e.to_string()),
@@ -575,19 +575,9 @@ fn recover(db: &Database, path: &Path) -> Result<(Option<Journal>, u64), StoreEr
     } else {
         let _ = tx.abort();
     }
-    // An empty journal (a clean close) needs no flush.
-    let emptied = if journal.len() == 0 {
-        Ok(())
-    } else {
-        journal.clear()
-    };
-    match emptied {
-        Ok(()) => Ok((Some(journal), next)),
-        Err(e) => {
-            tracing::error!(error = %e, journal = %jpath.display(), "store: journal cannot be emptied; every batch will be committed durably");
-            Ok((None, next))
-        }
-    }
+    // redb holds every batch the journal has: later records overwrite them.
+    journal.clear();
+    Ok((journal, next))
 }
 
 fn set_batch(tx: &redb::WriteTransaction, n: u64) -> Result<(), redb::Error> {
@@ -599,7 +589,8 @@ fn set_batch(tx: &redb::WriteTransaction, n: u64) -> Result<(), redb::Error> {
 struct Writer {
     db: Arc<Database>,
     mirror: Arc<Mirrors>,
-    /// `None` once it failed and could not be emptied: every batch is then committed durably.
+    /// `None` once a record could not be rolled back (or a durable commit after a failed
+    /// write failed too): every batch is then committed durably.
     journal: Option<Journal>,
     /// The number of the next batch.
     next: u64,
@@ -953,16 +944,12 @@ impl Writer {
         p.bytes = undo.bytes;
     }
 
-    /// Empty the journal, whose batches redb now holds durably (or stop using it if that
-    /// fails).
+    /// Empty the journal, whose batches redb now holds durably.
     fn after_durable_commit(&mut self) {
         self.checkpointed = Instant::now();
         self.torn = false;
-        if let Some(j) = &mut self.journal
-            && let Err(e) = j.clear()
-        {
-            tracing::error!(error = %e, journal = %j.path().display(), "store: journal cannot be emptied; every batch will be committed durably");
-            self.journal = None;
+        if let Some(j) = &mut self.journal {
+            j.clear();
         }
     }
 
@@ -1729,7 +1716,12 @@ mod tests {
         assert_eq!(s.purge_expired(10).await.expect("purge"), 1, "the nonce");
         let chain = s.audit_since(0, 10).await.expect("audit");
         let feed = s.revocations_since(0, 10).await.expect("feed");
-        assert!(journal::path_for(&path).metadata().expect("journal").len() > 0);
+        assert!(
+            lock(&s.shared.writer)
+                .journal
+                .as_ref()
+                .is_some_and(|j| j.len() > 0)
+        );
 
         let bare = dir.path().join("bare.redb");
         crash_copy(&path, &bare, false);
@@ -1743,8 +1735,8 @@ mod tests {
 
         let a = EmbeddedStore::open(&after).expect("open copy with journal");
         assert_eq!(
-            journal::path_for(&after).metadata().expect("journal").len(),
-            0,
+            lock(&a.shared.writer).journal.as_ref().map(Journal::len),
+            Some(0),
             "emptied once applied"
         );
         assert_eq!(
@@ -1849,7 +1841,8 @@ mod tests {
 
     /// A batch kept in memory whose journal record cannot be written is committed durably
     /// instead, with what was pending before it; it is answered, nothing is lost, and the
-    /// store goes on (here without a journal, which cannot be emptied either).
+    /// store goes on (with the journal emptied, each batch committed durably while its
+    /// writes fail).
     #[tokio::test]
     async fn a_failed_journal_write_commits_the_pending_batch_durably() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1870,7 +1863,8 @@ mod tests {
             {
                 let w = lock(&s.shared.writer);
                 assert_eq!(w.pending.len(), 0, "committed to redb");
-                assert!(w.journal.is_none(), "the journal could not be emptied");
+                assert_eq!(w.journal.as_ref().map(Journal::len), Some(0), "emptied");
+                assert!(!w.torn);
             }
             assert_eq!(
                 s.first_use(k2, 100, 2).await.expect("use"),
@@ -1905,6 +1899,7 @@ mod tests {
         }
         drop(reopen(&path).await);
         let (mut j, _) = Journal::open(&journal::path_for(&path)).expect("journal");
+        j.clear();
         j.append(1_000, &encode_batch(&[])).expect("append");
         drop(j);
         let mut opened = None;
