@@ -536,12 +536,18 @@ fn applied(tx: &redb::WriteTransaction) -> Result<u64, StoreError> {
 /// writes are missing.
 fn recover(db: &Database, path: &Path) -> Result<(Journal, u64), StoreError> {
     let jpath = journal::path_for(path);
-    let (mut journal, found) = Journal::open(&jpath).map_err(|e| match e.kind() {
-        std::io::ErrorKind::InvalidData => StoreError::Corrupt(e.to_string()),
-        _ => unavailable(format!("cannot open {}: {e}", jpath.display())),
-    })?;
+    let (mut journal, found) = Journal::open(&jpath)
+        .map_err(|e| unavailable(format!("cannot open {}: {e}", jpath.display())))?;
     let tx = db.begin_write().map_err(unavailable)?;
     let last = applied(&tx)?;
+    if let Some((n, after)) = journal.damaged()
+        && after > last
+    {
+        return Err(StoreError::Corrupt(format!(
+            "{}: record {n} is damaged and batch {after}, which the store does not hold, follows it",
+            jpath.display()
+        )));
+    }
     let mut next = last + 1;
     let mut replayed = 0usize;
     for (seq, payload) in found {
@@ -1885,6 +1891,30 @@ mod tests {
             FirstUse::Replay
         );
         assert_eq!(s.audit_since(0, 10).await.expect("audit").len(), 2);
+    }
+
+    /// A journal record that fails its digest, followed by a record of a batch the store
+    /// does not hold, was acknowledged, not torn: the store refuses to open rather than run
+    /// without it and what follows.
+    #[tokio::test]
+    async fn a_damaged_journal_record_refuses_to_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let s = open_rarely_checkpointing(&path);
+        s.append_audit(b"{\"n\":1}".to_vec()).await.expect("audit");
+        s.append_audit(b"{\"n\":2}".to_vec()).await.expect("audit");
+        let copy = dir.path().join("copy.redb");
+        crash_copy(&path, &copy, true);
+        drop(s);
+        let jpath = journal::path_for(&copy);
+        let mut bytes = std::fs::read(&jpath).expect("read");
+        bytes[4 + 8 + 32 + 1] ^= 1;
+        std::fs::write(&jpath, &bytes).expect("write");
+        match EmbeddedStore::open(&copy) {
+            Err(StoreError::Corrupt(m)) => assert!(m.contains("record 1 is damaged"), "{m}"),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("opened with a damaged journal record"),
+        }
     }
 
     /// A journal that does not continue the store's last batch means acknowledged writes

@@ -24,9 +24,9 @@
 //! holds durably (emptied, not erased). Reading stops at the first record that is short, whose
 //! digest does not match, or whose batch number does not follow the one before (an old
 //! record, always of a lower batch). A record whose digest does not match but that is
-//! followed by a valid record of the next batch is damage, not a torn write (nothing is
-//! appended after a failed write), and the records after it were acknowledged: the journal
-//! is refused.
+//! followed by a valid record of a batch redb does not hold is damage, not a torn write
+//! (nothing is written after a failed write), and the records after it were acknowledged:
+//! the store refuses to open.
 
 use std::fs::File;
 use std::io::Read;
@@ -49,6 +49,8 @@ pub(super) struct Journal {
     len: u64,
     /// The file's size (only ever grows).
     size: u64,
+    /// As read at open: see [`Self::damaged`].
+    damaged: Option<(usize, u64)>,
 }
 
 /// A record as read back: batch number and payload.
@@ -71,11 +73,11 @@ pub(super) fn path_for(store: &Path) -> PathBuf {
 }
 
 /// What is at `at`: a record (batch number, payload, bytes taken) whose digest matches; a
-/// header whose payload is cut short or does not match its digest (batch number, bytes it
-/// claims); or nothing to read.
+/// header whose payload is cut short or does not match its digest (the bytes it claims); or
+/// nothing to read.
 enum Read1<'a> {
     Valid(u64, &'a [u8], usize),
-    Invalid(u64, usize),
+    Invalid(usize),
     End,
 }
 
@@ -96,36 +98,35 @@ fn read_one(bytes: &[u8], at: usize) -> Read1<'_> {
         Some(payload) if digest(seq, payload)[..] == head[12..HEAD] => {
             Read1::Valid(seq, payload, HEAD + len)
         }
-        _ => Read1::Invalid(seq, HEAD + len),
+        _ => Read1::Invalid(HEAD + len),
     }
 }
 
-/// The valid records at the start of `bytes` and how many bytes they take; an error names
-/// a damaged record followed by more acknowledged ones.
-fn records(bytes: &[u8]) -> Result<(Vec<Record>, usize), usize> {
+/// The valid records at the start of `bytes`, how many bytes they take, and, if a record
+/// that fails its digest is followed by a valid one that could continue them (the batch after
+/// the damaged one's, or any batch when it is the first), that record's index (from 1) and
+/// batch number: see [`Journal::damaged`].
+fn records(bytes: &[u8]) -> (Vec<Record>, usize, Option<(usize, u64)>) {
     let mut out: Vec<Record> = Vec::new();
     let mut at = 0;
     loop {
-        let follows = |seq: u64| {
-            out.last()
-                .is_none_or(|(prev, _)| prev.checked_add(1) == Some(seq))
-        };
+        let prev = out.last().map(|(seq, _)| *seq);
         match read_one(bytes, at) {
-            Read1::Valid(seq, payload, n) if follows(seq) => {
+            Read1::Valid(seq, payload, n) if prev.is_none_or(|p| p.checked_add(1) == Some(seq)) => {
                 out.push((seq, payload.to_vec()));
                 at += n;
             }
-            Read1::Invalid(seq, n) if follows(seq) => {
-                // Torn (the end) unless the next batch's record follows it.
-                let next = seq.checked_add(1);
-                if let Read1::Valid(after, _, _) = read_one(bytes, at + n)
-                    && Some(after) == next
-                {
-                    return Err(out.len() + 1);
-                }
-                return Ok((out, at));
+            Read1::Invalid(n) => {
+                let expected = prev.and_then(|p| p.checked_add(2));
+                let after = match read_one(bytes, at + n) {
+                    Read1::Valid(after, _, _) if expected.is_none_or(|e| e == after) => {
+                        Some((out.len() + 1, after))
+                    }
+                    _ => None,
+                };
+                return (out, at, after);
             }
-            _ => return Ok((out, at)),
+            _ => return (out, at, None),
         }
     }
 }
@@ -152,20 +153,13 @@ impl Journal {
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let (found, used) = records(&bytes).map_err(|n| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "{}: record {n} is damaged and more follows it",
-                    path.display()
-                ),
-            )
-        })?;
+        let (found, used, damaged) = records(&bytes);
         let mut me = Self {
             file,
             path: path.to_owned(),
             len: used as u64,
             size: bytes.len() as u64,
+            damaged,
         };
         if me.size < preallocate {
             me.fill_to(preallocate)?;
@@ -185,6 +179,15 @@ impl Journal {
         self.file.sync_all()?;
         self.size = size;
         Ok(())
+    }
+
+    /// Where reading stopped at open if the record there failed its digest but a valid one
+    /// followed it: that record's index (from 1) and the following one's batch number. The
+    /// journal's own records follow each other, so if that batch is one redb does not hold,
+    /// the damaged record was acknowledged, not torn: the caller must refuse the journal.
+    /// (Otherwise it is an old record: a torn first record after the journal was emptied.)
+    pub(super) fn damaged(&self) -> Option<(usize, u64)> {
+        self.damaged
     }
 
     /// Bytes of records since the journal was last emptied.
@@ -248,6 +251,7 @@ impl Journal {
             path: path.to_owned(),
             len: 0,
             size,
+            damaged: None,
         })
     }
 }
@@ -263,7 +267,9 @@ mod tests {
     }
 
     fn read(bytes: &[u8]) -> (Vec<Record>, usize) {
-        records(bytes).expect("no damage")
+        let (found, used, damaged) = records(bytes);
+        assert_eq!(damaged, None);
+        (found, used)
     }
 
     #[test]
@@ -358,8 +364,8 @@ mod tests {
         let mut renumbered = full.clone();
         renumbered[HEAD + 4 + 4] ^= 1;
         assert_eq!(read(&renumbered).0.len(), 1, "a changed batch number");
-        // A damaged record followed by the next batch's is refused at open; a damaged last
-        // one is not.
+        // A damaged record followed by one that continues the journal is reported; a damaged
+        // last one is a torn write.
         let (_dir2, p2) = scratch();
         {
             let (mut j, _) = Journal::open_with(&p2, 0).expect("open");
@@ -371,15 +377,30 @@ mod tests {
         let mut middle = good.clone();
         middle[HEAD + 3 + HEAD] ^= 1;
         std::fs::write(&p2, &middle).expect("write");
-        let err = Journal::open(&p2).err().expect("refused");
-        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
-        assert!(err.to_string().contains("record 2 is damaged"), "{err}");
+        let (j, found) = Journal::open(&p2).expect("open");
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            j.damaged(),
+            Some((2, 3)),
+            "record 2 damaged, batch 3 after it"
+        );
+        let mut first = good.clone();
+        first[HEAD] ^= 1;
+        std::fs::write(&p2, &first).expect("write");
+        let (j, found) = Journal::open(&p2).expect("open");
+        assert!(found.is_empty());
+        assert_eq!(
+            j.damaged(),
+            Some((1, 2)),
+            "the first record, whatever follows"
+        );
         let mut last = good;
         if let Some(b) = last.last_mut() {
             *b ^= 1;
         }
         std::fs::write(&p2, &last).expect("write");
-        assert_eq!(Journal::open(&p2).expect("torn tail").1.len(), 2);
+        let (j, found) = Journal::open(&p2).expect("torn tail");
+        assert_eq!((found.len(), j.damaged()), (2, None));
         // A length beyond the limit is the end, not an allocation.
         let mut huge = full;
         huge[HEAD + 4..HEAD + 8].copy_from_slice(&u32::MAX.to_le_bytes());
