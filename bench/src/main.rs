@@ -27,14 +27,14 @@ use site::{AS_ISSUER, IDP_ISSUER, Size, World};
 #[command(name = "lanyard-bench")]
 struct Args {
     /// Timed length of each phase (one per store and concurrency), e.g. 10s.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
     duration: Duration,
     /// Untimed warm-up before each phase.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     warmup: Duration,
     /// Connections (each one flow at a time), comma-separated: one phase each. 1 = lone
     /// requests, for latency.
-    #[arg(long, default_value = "32,1", value_delimiter = ',')]
+    #[arg(long, default_value = "32,16,1", value_delimiter = ',')]
     concurrency: Vec<usize>,
     /// Store backends to run, comma-separated: embedded, redis.
     #[arg(long, default_value = "embedded,redis", value_delimiter = ',')]
@@ -55,7 +55,7 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
     /// Length of the crypto-only loop.
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     crypto_duration: Duration,
     /// Distinct flows (each with its own pre-minted ID token).
     #[arg(long, default_value_t = 512)]
