@@ -66,6 +66,9 @@ const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// `batch`: the number of the last batch applied, in the same transaction as the batch.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const BATCH: &str = "batch";
+/// `store_id`: a random number chosen when the file is created, part of every journal
+/// record's digest, so that a journal is only ever applied to its own store file.
+const STORE_ID: &str = "store_id";
 
 /// How long batches are made durable by the journal alone before one is committed durably
 /// to redb (and how long without writes before the journal is folded in).
@@ -267,7 +270,12 @@ impl EmbeddedStore {
             tx.open_table(REVOCATIONS).map_err(unavailable)?;
             tx.open_table(FEED).map_err(unavailable)?;
             tx.open_table(AUDIT).map_err(unavailable)?;
-            tx.open_table(META).map_err(unavailable)?;
+            let mut meta = tx.open_table(META).map_err(unavailable)?;
+            if meta.get(STORE_ID).map_err(unavailable)?.is_none() {
+                let id =
+                    getrandom::u64().map_err(|e| unavailable(format!("no randomness: {e}")))?;
+                meta.insert(STORE_ID, id).map_err(unavailable)?;
+            }
         }
         tx.commit().map_err(unavailable)?;
         // Before anything reads the file: the journal's batches are part of it.
@@ -525,8 +533,13 @@ fn fail(op: Op, msg: &str) {
 
 /// The number of the last batch applied in the file.
 fn applied(tx: &redb::WriteTransaction) -> Result<u64, StoreError> {
+    meta(tx, BATCH)
+}
+
+/// A number in the META table (0 if absent).
+fn meta(tx: &redb::WriteTransaction, key: &str) -> Result<u64, StoreError> {
     let t = tx.open_table(META).map_err(unavailable)?;
-    let v = t.get(BATCH).map_err(unavailable)?;
+    let v = t.get(key).map_err(unavailable)?;
     Ok(v.map_or(0, |g| g.value()))
 }
 
@@ -536,15 +549,13 @@ fn applied(tx: &redb::WriteTransaction) -> Result<u64, StoreError> {
 /// writes are missing.
 fn recover(db: &Database, path: &Path) -> Result<(Journal, u64), StoreError> {
     let jpath = journal::path_for(path);
-    let (mut journal, found) = Journal::open(&jpath)
-        .map_err(|e| unavailable(format!("cannot open {}: {e}", jpath.display())))?;
     let tx = db.begin_write().map_err(unavailable)?;
     let last = applied(&tx)?;
-    if let Some((n, after)) = journal.damaged()
-        && after > last
-    {
+    let (mut journal, found) = Journal::open(&jpath, meta(&tx, STORE_ID)?, last)
+        .map_err(|e| unavailable(format!("cannot open {}: {e}", jpath.display())))?;
+    if let Some((n, after)) = journal.damaged() {
         return Err(StoreError::Corrupt(format!(
-            "{}: record {n} is damaged and batch {after}, which the store does not hold, follows it",
+            "{}: record {n} is damaged or missing, and batch {after}, which the store does not hold, comes after it",
             jpath.display()
         )));
     }
@@ -1041,8 +1052,9 @@ impl Writer {
         if let Err(e) = tx.commit() {
             tracing::error!(error = %e, "store: commit failed");
             if durable {
-                // After a failed journal write, or a failed checkpoint: stop appending.
-                self.journal = None;
+                // After a failed journal write the journal may end in a torn record: nothing
+                // is appended until a durable commit has rewound it.
+                self.torn = true;
             } else if let (Some(before), Some(j)) = (journaled, &mut self.journal)
                 && let Err(e) = j.truncate(before)
             {
@@ -1917,6 +1929,33 @@ mod tests {
         }
     }
 
+    /// After a checkpoint the journal is rewound, not erased: a first record torn by a crash
+    /// over the old ones leaves them readable, but they are of batches the file holds, so
+    /// the store opens with everything acknowledged before.
+    #[tokio::test]
+    async fn a_torn_first_record_over_old_ones_is_a_torn_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let s = open_rarely_checkpointing(&path);
+        for n in 1..=3 {
+            s.append_audit(format!("{{\"n\":{n}}}").into_bytes())
+                .await
+                .expect("audit");
+        }
+        lock(&s.shared.writer).fold_in();
+        s.append_audit(b"{\"n\":4}".to_vec()).await.expect("audit");
+        let copy = dir.path().join("copy.redb");
+        crash_copy(&path, &copy, true);
+        drop(s);
+        let jpath = journal::path_for(&copy);
+        let mut bytes = std::fs::read(&jpath).expect("read");
+        bytes[4 + 8 + 32 + 1] ^= 1;
+        std::fs::write(&jpath, &bytes).expect("write");
+        let c = EmbeddedStore::open(&copy).expect("opens: a torn write");
+        let chain = c.audit_since(0, 10).await.expect("audit");
+        assert_eq!(chain.len(), 3, "the checkpointed entries, not the torn one");
+    }
+
     /// A journal that does not continue the store's last batch means acknowledged writes
     /// are missing: the store refuses to open rather than run without them.
     #[tokio::test]
@@ -1928,7 +1967,18 @@ mod tests {
             s.append_audit(b"{}".to_vec()).await.expect("audit");
         }
         drop(reopen(&path).await);
-        let (mut j, _) = Journal::open(&journal::path_for(&path)).expect("journal");
+        let id = {
+            let s = reopen(&path).await;
+            let tx = s.db.begin_write().expect("tx");
+            meta(&tx, STORE_ID).expect("id")
+        };
+        for _ in 0..500 {
+            if Database::open(&path).is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let (mut j, _) = Journal::open(&journal::path_for(&path), id, 0).expect("journal");
         j.clear();
         j.append(1_000, &encode_batch(&[])).expect("append");
         drop(j);

@@ -1,5 +1,6 @@
-//! The embedded store's write-ahead journal: an append-only file beside the redb file, one
-//! record per group commit, flushed with one `fdatasync` of one sequential write.
+//! The embedded store's write-ahead journal: a file beside the redb file written from the
+//! start, one record per group commit, each flushed with one `fdatasync` of one sequential
+//! write.
 //!
 //! Why: a durable redb commit rewrites about ten scattered pages before its fsync (0.63 ms
 //! p50 on the benchmark machine, BENCHMARKS.md), which set the floor under every token
@@ -10,8 +11,11 @@
 //! journal is emptied. On open, the records after redb's last durable batch are applied
 //! again, in order, before anything else runs.
 //!
-//! A record is `len: u32 LE ‖ seq: u64 LE ‖ SHA-256(seq ‖ payload) ‖ payload`. Records
-//! carry consecutive batch numbers.
+//! A record is `len: u32 LE ‖ seq: u64 LE ‖ SHA-256(store id ‖ seq ‖ payload) ‖ payload`.
+//! Records carry consecutive batch numbers; the store id (random, kept in the redb file) ties
+//! them to their store file, so a journal left beside a store file created afresh is not
+//! applied to it. Records without the id in their digest (written by earlier versions) are
+//! still read.
 //!
 //! The file is written full of zeros when it is created ([`PREALLOCATE`] bytes, more than a
 //! checkpoint's worth) and never shortened: records overwrite blocks that are already on
@@ -23,10 +27,10 @@
 //! So what follows the last record is old: zeros, or records of batches that redb already
 //! holds durably (emptied, not erased). Reading stops at the first record that is short, whose
 //! digest does not match, or whose batch number does not follow the one before (an old
-//! record, always of a lower batch). A record whose digest does not match but that is
-//! followed by a valid record of a batch redb does not hold is damage, not a torn write
-//! (nothing is written after a failed write), and the records after it were acknowledged:
-//! the store refuses to open.
+//! record, always of a lower batch). If a valid record of a later batch than both the last
+//! one read and redb's lies anywhere after that point, the record there was damaged (or its
+//! length was), not torn — nothing is written after a failed write — and the records after
+//! it were acknowledged: the store refuses to open.
 
 use std::fs::File;
 use std::io::Read;
@@ -44,6 +48,8 @@ pub(super) const PREALLOCATE: u64 = 20 << 20;
 /// The journal file, opened for writing at its current end.
 pub(super) struct Journal {
     file: File,
+    /// The store's id, part of every record's digest.
+    id: u64,
     path: PathBuf,
     /// Where the next record goes: the bytes of records since the journal was emptied.
     len: u64,
@@ -56,7 +62,22 @@ pub(super) struct Journal {
 /// A record as read back: batch number and payload.
 pub(super) type Record = (u64, Vec<u8>);
 
-fn digest(seq: u64, payload: &[u8]) -> [u8; 32] {
+/// A record's digest: SHA-256 of the store's id, the batch number and the payload. The id
+/// (kept in the store file, see `super::embedded`) makes records left by another store file —
+/// one deleted and created again beside the same journal — fail their digest.
+fn digest(id: u64, seq: u64, payload: &[u8]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(&id.to_le_bytes());
+    ctx.update(&seq.to_le_bytes());
+    ctx.update(payload);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// The digest of records written before the store's id was part of it (read only, so that a
+/// journal left by a crash of an older version is still applied).
+fn legacy_digest(seq: u64, payload: &[u8]) -> [u8; 32] {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(&seq.to_le_bytes());
     ctx.update(payload);
@@ -73,73 +94,121 @@ pub(super) fn path_for(store: &Path) -> PathBuf {
 }
 
 /// What is at `at`: a record (batch number, payload, bytes taken) whose digest matches; a
-/// header whose payload is cut short or does not match its digest (the bytes it claims); or
-/// nothing to read.
+/// header whose payload is cut short or does not match its digest; or nothing to read.
 enum Read1<'a> {
     Valid(u64, &'a [u8], usize),
-    Invalid(usize),
+    Invalid,
     End,
 }
 
-fn read_one(bytes: &[u8], at: usize) -> Read1<'_> {
-    let Some(head) = bytes.get(at..at.saturating_add(HEAD)) else {
-        return Read1::End;
-    };
+/// The length and batch number in the header at `at`, if a header fits there.
+fn header(bytes: &[u8], at: usize) -> Option<(usize, u64, &[u8])> {
+    let head = bytes.get(at..at.checked_add(HEAD)?)?;
     let mut len = [0u8; 4];
     len.copy_from_slice(&head[..4]);
-    let len = u32::from_le_bytes(len) as usize;
     let mut seq = [0u8; 8];
     seq.copy_from_slice(&head[4..12]);
-    let seq = u64::from_le_bytes(seq);
+    Some((
+        u32::from_le_bytes(len) as usize,
+        u64::from_le_bytes(seq),
+        &head[12..HEAD],
+    ))
+}
+
+fn read_one(bytes: &[u8], at: usize, id: u64) -> Read1<'_> {
+    let Some((len, seq, sum)) = header(bytes, at) else {
+        return Read1::End;
+    };
     if len > MAX_RECORD {
         return Read1::End;
     }
     match bytes.get(at + HEAD..at + HEAD + len) {
-        Some(payload) if digest(seq, payload)[..] == head[12..HEAD] => {
+        Some(payload) if digest(id, seq, payload)[..] == *sum => {
             Read1::Valid(seq, payload, HEAD + len)
         }
-        _ => Read1::Invalid(HEAD + len),
+        Some(payload) if legacy_digest(seq, payload)[..] == *sum => {
+            Read1::Valid(seq, payload, HEAD + len)
+        }
+        _ => Read1::Invalid,
     }
 }
 
-/// The valid records at the start of `bytes`, how many bytes they take, and, if a record
-/// that fails its digest is followed by a valid one that could continue them (the batch after
-/// the damaged one's, or any batch when it is the first), that record's index (from 1) and
-/// batch number: see [`Journal::damaged`].
-fn records(bytes: &[u8]) -> (Vec<Record>, usize, Option<(usize, u64)>) {
+/// Batch numbers the search for acknowledged records past the end looks for, above the floor.
+const SEARCH_WINDOW: u64 = 1 << 32;
+
+/// Whether a valid record of a batch in `(floor, floor + SEARCH_WINDOW]` starts anywhere from
+/// `from` on, and its batch number. Runs of zeros (most of a preallocated file) are skipped
+/// eight bytes at a time: a header there has batch number 0.
+fn search(bytes: &[u8], from: usize, id: u64, floor: u64) -> Option<u64> {
+    let mut at = from;
+    while at + HEAD <= bytes.len() {
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[i..i + 8]);
+            u64::from_le_bytes(w)
+        };
+        if word(at + 4) == 0 {
+            // The batch number's bytes are zero; skip to just before the next nonzero word.
+            let mut z = at + 12;
+            while z + 8 <= bytes.len() && word(z) == 0 {
+                z += 8;
+            }
+            at = (at + 1).max(z.saturating_sub(11));
+            continue;
+        }
+        if let Some((len, seq, _)) = header(bytes, at)
+            && seq > floor
+            && seq - floor <= SEARCH_WINDOW
+            && len <= MAX_RECORD
+            && let Read1::Valid(seq, _, _) = read_one(bytes, at, id)
+        {
+            return Some(seq);
+        }
+        at += 1;
+    }
+    None
+}
+
+/// The valid records at the start of `bytes` (each batch following the one before), how many
+/// bytes they take, and whether a valid record of a later batch than both the last of them
+/// and `last` (the batch redb holds) lies anywhere after them: then the record where reading
+/// stopped was damaged, not torn, and the later ones were acknowledged (see
+/// [`Journal::damaged`]). Old records, left from before the journal was last emptied, are all
+/// of batches redb holds.
+fn records(bytes: &[u8], id: u64, last: u64) -> (Vec<Record>, usize, Option<(usize, u64)>) {
     let mut out: Vec<Record> = Vec::new();
     let mut at = 0;
     loop {
         let prev = out.last().map(|(seq, _)| *seq);
-        match read_one(bytes, at) {
+        match read_one(bytes, at, id) {
             Read1::Valid(seq, payload, n) if prev.is_none_or(|p| p.checked_add(1) == Some(seq)) => {
                 out.push((seq, payload.to_vec()));
                 at += n;
             }
-            Read1::Invalid(n) => {
-                let expected = prev.and_then(|p| p.checked_add(2));
-                let after = match read_one(bytes, at + n) {
-                    Read1::Valid(after, _, _) if expected.is_none_or(|e| e == after) => {
-                        Some((out.len() + 1, after))
-                    }
-                    _ => None,
-                };
-                return (out, at, after);
+            _ => {
+                let floor = prev.unwrap_or(0).max(last);
+                let damaged = search(bytes, at, id, floor).map(|seq| (out.len() + 1, seq));
+                return (out, at, damaged);
             }
-            _ => return (out, at, None),
         }
     }
 }
 
 impl Journal {
     /// Open (or create, mode 0600, and fill with [`PREALLOCATE`] bytes of zeros) the journal
-    /// and read its valid records.
-    pub(super) fn open(path: &Path) -> std::io::Result<(Self, Vec<Record>)> {
-        Self::open_with(path, PREALLOCATE)
+    /// of the store with id `id`, whose file holds the batches up to `last`, and read its
+    /// valid records.
+    pub(super) fn open(path: &Path, id: u64, last: u64) -> std::io::Result<(Self, Vec<Record>)> {
+        Self::open_with(path, id, last, PREALLOCATE)
     }
 
     /// [`Self::open`], giving a file shorter than `preallocate` bytes zeros up to that size.
-    pub(super) fn open_with(path: &Path, preallocate: u64) -> std::io::Result<(Self, Vec<Record>)> {
+    pub(super) fn open_with(
+        path: &Path,
+        id: u64,
+        last: u64,
+        preallocate: u64,
+    ) -> std::io::Result<(Self, Vec<Record>)> {
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -153,9 +222,10 @@ impl Journal {
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let (found, used, damaged) = records(&bytes);
+        let (found, used, damaged) = records(&bytes, id, last);
         let mut me = Self {
             file,
+            id,
             path: path.to_owned(),
             len: used as u64,
             size: bytes.len() as u64,
@@ -181,11 +251,11 @@ impl Journal {
         Ok(())
     }
 
-    /// Where reading stopped at open if the record there failed its digest but a valid one
-    /// followed it: that record's index (from 1) and the following one's batch number. The
-    /// journal's own records follow each other, so if that batch is one redb does not hold,
-    /// the damaged record was acknowledged, not torn: the caller must refuse the journal.
-    /// (Otherwise it is an old record: a torn first record after the journal was emptied.)
+    /// Where reading stopped at open, if a valid record of a batch later than every one read
+    /// and than redb's lies anywhere after it: the index (from 1) of the record that is
+    /// missing or damaged there, and that later batch. A torn write is the last one (nothing
+    /// is written after a failed write), and old records are of batches redb holds, so those
+    /// later records were acknowledged: the caller must refuse the journal.
     pub(super) fn damaged(&self) -> Option<(usize, u64)> {
         self.damaged
     }
@@ -206,7 +276,7 @@ impl Journal {
         let mut rec = Vec::with_capacity(HEAD + payload.len());
         rec.extend_from_slice(&len.to_le_bytes());
         rec.extend_from_slice(&seq.to_le_bytes());
-        rec.extend_from_slice(&digest(seq, payload));
+        rec.extend_from_slice(&digest(self.id, seq, payload));
         rec.extend_from_slice(payload);
         // Counted before the write: after a failed write the length is unknown, and a larger
         // figure only brings the next checkpoint forward.
@@ -248,6 +318,7 @@ impl Journal {
         let size = file.metadata()?.len();
         Ok(Self {
             file,
+            id: 0,
             path: path.to_owned(),
             len: 0,
             size,
@@ -260,6 +331,8 @@ impl Journal {
 mod tests {
     use super::*;
 
+    const ID: u64 = 0x5eed;
+
     fn scratch() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = path_for(&dir.path().join("s.redb"));
@@ -267,17 +340,17 @@ mod tests {
     }
 
     fn read(bytes: &[u8]) -> (Vec<Record>, usize) {
-        let (found, used, damaged) = records(bytes);
+        let (found, used, damaged) = records(bytes, ID, 0);
         assert_eq!(damaged, None);
         (found, used)
     }
 
     #[test]
-    fn records_read_back_in_order_and_clear_empties_the_file() {
+    fn records_read_back_in_order_and_clear_rewinds_the_file() {
         let (_dir, p) = scratch();
         assert!(p.ends_with("s.redb.journal"));
         {
-            let (mut j, found) = Journal::open(&p).expect("open");
+            let (mut j, found) = Journal::open(&p, ID, 0).expect("open");
             assert!(found.is_empty());
             j.append(7, b"first").expect("append");
             j.append(8, b"").expect("append");
@@ -287,7 +360,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&p).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let (mut j, found) = Journal::open(&p).expect("open");
+        let (mut j, found) = Journal::open(&p, ID, 0).expect("open");
         assert_eq!(
             found,
             vec![
@@ -300,7 +373,7 @@ mod tests {
         assert_eq!(j.len(), 0);
         j.append(10, b"after").expect("append");
         drop(j);
-        let (_, found) = Journal::open(&p).expect("open");
+        let (_, found) = Journal::open(&p, ID, 0).expect("open");
         assert_eq!(found, vec![(10, b"after".to_vec())]);
     }
 
@@ -311,7 +384,7 @@ mod tests {
     fn records_overwrite_a_preallocated_file_and_old_ones_are_not_read() {
         let (_dir, p) = scratch();
         let size = || std::fs::metadata(&p).expect("meta").len();
-        let (mut j, _) = Journal::open(&p).expect("open");
+        let (mut j, _) = Journal::open(&p, ID, 0).expect("open");
         assert_eq!(size(), PREALLOCATE);
         for seq in 1..=5 {
             j.append(seq, &[seq as u8; 300]).expect("append");
@@ -323,21 +396,21 @@ mod tests {
         j.append(7, b"seven, not committed").expect("append");
         j.truncate(end).expect("roll back");
         drop(j);
-        let (mut j, found) = Journal::open(&p).expect("open");
+        let (mut j, found) = Journal::open(&p, ID, 0).expect("open");
         assert_eq!(found, vec![(6, b"six".to_vec())]);
         assert_eq!(j.len(), end);
         j.append(7, b"seven").expect("append");
         drop(j);
-        let (_, found) = Journal::open(&p).expect("open");
+        let (_, found) = Journal::open(&p, ID, 0).expect("open");
         assert_eq!(found, vec![(6, b"six".to_vec()), (7, b"seven".to_vec())]);
         // Past the preallocated size the file grows, and reads back the same.
-        let (mut j, _) = Journal::open_with(&p, 0).expect("open");
+        let (mut j, _) = Journal::open_with(&p, ID, 0, 0).expect("open");
         j.clear();
         let big = vec![9u8; PREALLOCATE as usize];
         j.append(8, &big).expect("append");
         drop(j);
         assert!(size() > PREALLOCATE);
-        let (_, found) = Journal::open(&p).expect("open");
+        let (_, found) = Journal::open(&p, ID, 0).expect("open");
         assert_eq!(found, vec![(8, big)]);
     }
 
@@ -346,7 +419,7 @@ mod tests {
     fn reading_stops_at_a_torn_or_altered_record() {
         let (_dir, p) = scratch();
         {
-            let (mut j, _) = Journal::open_with(&p, 0).expect("open");
+            let (mut j, _) = Journal::open_with(&p, ID, 0, 0).expect("open");
             j.append(1, b"kept").expect("append");
             j.append(2, b"torn record").expect("append");
         }
@@ -368,7 +441,7 @@ mod tests {
         // last one is a torn write.
         let (_dir2, p2) = scratch();
         {
-            let (mut j, _) = Journal::open_with(&p2, 0).expect("open");
+            let (mut j, _) = Journal::open_with(&p2, ID, 0, 0).expect("open");
             j.append(1, b"one").expect("append");
             j.append(2, b"two").expect("append");
             j.append(3, b"three").expect("append");
@@ -377,7 +450,7 @@ mod tests {
         let mut middle = good.clone();
         middle[HEAD + 3 + HEAD] ^= 1;
         std::fs::write(&p2, &middle).expect("write");
-        let (j, found) = Journal::open(&p2).expect("open");
+        let (j, found) = Journal::open(&p2, ID, 0).expect("open");
         assert_eq!(found.len(), 1);
         assert_eq!(
             j.damaged(),
@@ -387,7 +460,7 @@ mod tests {
         let mut first = good.clone();
         first[HEAD] ^= 1;
         std::fs::write(&p2, &first).expect("write");
-        let (j, found) = Journal::open(&p2).expect("open");
+        let (j, found) = Journal::open(&p2, ID, 0).expect("open");
         assert!(found.is_empty());
         assert_eq!(
             j.damaged(),
@@ -399,11 +472,71 @@ mod tests {
             *b ^= 1;
         }
         std::fs::write(&p2, &last).expect("write");
-        let (j, found) = Journal::open(&p2).expect("torn tail");
+        let (j, found) = Journal::open(&p2, ID, 0).expect("torn tail");
         assert_eq!((found.len(), j.damaged()), (2, None));
         // A length beyond the limit is the end, not an allocation.
         let mut huge = full;
         huge[HEAD + 4..HEAD + 8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(read(&huge).0.len(), 1);
+    }
+
+    /// Records of another store (another id) are not read; records written before the id
+    /// was part of the digest are.
+    #[test]
+    fn records_are_bound_to_their_store() {
+        let (_dir, p) = scratch();
+        {
+            let (mut j, _) = Journal::open(&p, ID, 0).expect("open");
+            j.append(1, b"mine").expect("append");
+        }
+        let (j, found) = Journal::open(&p, ID + 1, 0).expect("open");
+        assert!(found.is_empty());
+        assert_eq!(j.damaged(), None);
+        drop(j);
+        let mut legacy = Vec::new();
+        legacy.extend_from_slice(&3u32.to_le_bytes());
+        legacy.extend_from_slice(&9u64.to_le_bytes());
+        legacy.extend_from_slice(&legacy_digest(9, b"old"));
+        legacy.extend_from_slice(b"old");
+        std::fs::write(&p, &legacy).expect("write");
+        let (_, found) = Journal::open(&p, ID, 0).expect("open");
+        assert_eq!(found, vec![(9, b"old".to_vec())]);
+    }
+
+    /// Reading stops at a damaged length too; the acknowledged records after it are found
+    /// wherever they are, but old records (of batches redb holds) are not taken for them.
+    #[test]
+    fn acknowledged_records_after_the_end_are_found() {
+        let (_dir, p) = scratch();
+        let (mut j, _) = Journal::open(&p, ID, 0).expect("open");
+        for seq in 1..=3 {
+            j.append(seq, &[seq as u8; 100]).expect("append");
+        }
+        drop(j);
+        let good = std::fs::read(&p).expect("read");
+        let mut bad_len = good.clone();
+        bad_len[HEAD + 100] ^= 0x40;
+        std::fs::write(&p, &bad_len).expect("write");
+        let (j, found) = Journal::open(&p, ID, 0).expect("open");
+        assert_eq!(found.len(), 1);
+        assert_eq!(j.damaged(), Some((2, 3)));
+        // After emptying, a torn first record over old ones: redb holds batches 1-3.
+        std::fs::write(&p, &good).expect("write");
+        let (mut j, _) = Journal::open(&p, ID, 3).expect("open");
+        j.clear();
+        j.append(4, &[4u8; 10]).expect("append");
+        drop(j);
+        let mut torn = std::fs::read(&p).expect("read");
+        torn[HEAD + 5] ^= 1;
+        std::fs::write(&p, &torn).expect("write");
+        let (j, found) = Journal::open(&p, ID, 3).expect("open");
+        assert!(found.is_empty());
+        assert_eq!(
+            j.damaged(),
+            None,
+            "the old records are of batches redb holds"
+        );
+        let (j, _) = Journal::open(&p, ID, 1).expect("open");
+        assert_eq!(j.damaged(), Some((1, 2)), "a store that lacks them is told");
     }
 }
