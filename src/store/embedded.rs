@@ -1905,6 +1905,16 @@ mod tests {
         assert_eq!(s.audit_since(0, 10).await.expect("audit").len(), 2);
     }
 
+    /// A crash copy of the store at `path` whose journal's first record has a flipped
+    /// payload bit.
+    fn crash_copy_flipping_the_first_record(path: &Path, to: &Path) {
+        crash_copy(path, to, true);
+        let jpath = journal::path_for(to);
+        let mut bytes = std::fs::read(&jpath).expect("read");
+        bytes[4 + 8 + 32 + 1] ^= 1;
+        std::fs::write(&jpath, &bytes).expect("write");
+    }
+
     /// A journal record that fails its digest, followed by a record of a batch the store
     /// does not hold, was acknowledged, not torn: the store refuses to open rather than run
     /// without it and what follows.
@@ -1916,12 +1926,8 @@ mod tests {
         s.append_audit(b"{\"n\":1}".to_vec()).await.expect("audit");
         s.append_audit(b"{\"n\":2}".to_vec()).await.expect("audit");
         let copy = dir.path().join("copy.redb");
-        crash_copy(&path, &copy, true);
+        crash_copy_flipping_the_first_record(&path, &copy);
         drop(s);
-        let jpath = journal::path_for(&copy);
-        let mut bytes = std::fs::read(&jpath).expect("read");
-        bytes[4 + 8 + 32 + 1] ^= 1;
-        std::fs::write(&jpath, &bytes).expect("write");
         match EmbeddedStore::open(&copy) {
             Err(StoreError::Corrupt(m)) => assert!(m.contains("record 1 is damaged"), "{m}"),
             Err(e) => panic!("unexpected error {e}"),
@@ -1945,12 +1951,8 @@ mod tests {
         lock(&s.shared.writer).fold_in();
         s.append_audit(b"{\"n\":4}".to_vec()).await.expect("audit");
         let copy = dir.path().join("copy.redb");
-        crash_copy(&path, &copy, true);
+        crash_copy_flipping_the_first_record(&path, &copy);
         drop(s);
-        let jpath = journal::path_for(&copy);
-        let mut bytes = std::fs::read(&jpath).expect("read");
-        bytes[4 + 8 + 32 + 1] ^= 1;
-        std::fs::write(&jpath, &bytes).expect("write");
         let c = EmbeddedStore::open(&copy).expect("opens: a torn write");
         let chain = c.audit_since(0, 10).await.expect("audit");
         assert_eq!(chain.len(), 3, "the checkpointed entries, not the torn one");
