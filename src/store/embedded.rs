@@ -531,12 +531,8 @@ fn fail(op: Op, msg: &str) {
     };
 }
 
-/// The number of the last batch applied in the file.
-fn applied(tx: &redb::WriteTransaction) -> Result<u64, StoreError> {
-    meta(tx, BATCH)
-}
-
-/// A number in the META table (0 if absent).
+/// A number in the META table (0 if absent): the last batch applied in the file
+/// ([`BATCH`]), the store's id ([`STORE_ID`]).
 fn meta(tx: &redb::WriteTransaction, key: &str) -> Result<u64, StoreError> {
     let t = tx.open_table(META).map_err(unavailable)?;
     let v = t.get(key).map_err(unavailable)?;
@@ -550,7 +546,7 @@ fn meta(tx: &redb::WriteTransaction, key: &str) -> Result<u64, StoreError> {
 fn recover(db: &Database, path: &Path) -> Result<(Journal, u64), StoreError> {
     let jpath = journal::path_for(path);
     let tx = db.begin_write().map_err(unavailable)?;
-    let last = applied(&tx)?;
+    let last = meta(&tx, BATCH)?;
     let (mut journal, found) = Journal::open(&jpath, meta(&tx, STORE_ID)?, last)
         .map_err(|e| unavailable(format!("cannot open {}: {e}", jpath.display())))?;
     if let Some((n, after)) = journal.damaged() {
@@ -1968,7 +1964,6 @@ mod tests {
             let s = EmbeddedStore::open(&path).expect("open");
             s.append_audit(b"{}".to_vec()).await.expect("audit");
         }
-        drop(reopen(&path).await);
         let id = {
             let s = reopen(&path).await;
             let tx = s.db.begin_write().expect("tx");

@@ -53,8 +53,6 @@ pub(super) struct Journal {
     path: PathBuf,
     /// Where the next record goes: the bytes of records since the journal was emptied.
     len: u64,
-    /// The file's size (only ever grows).
-    size: u64,
     /// As read at open: see [`Self::damaged`].
     damaged: Option<(usize, u64)>,
 }
@@ -64,21 +62,14 @@ pub(super) type Record = (u64, Vec<u8>);
 
 /// A record's digest: SHA-256 of the store's id, the batch number and the payload. The id
 /// (kept in the store file, see `super::embedded`) makes records left by another store file —
-/// one deleted and created again beside the same journal — fail their digest.
-fn digest(id: u64, seq: u64, payload: &[u8]) -> [u8; 32] {
+/// one deleted and created again beside the same journal — fail their digest. `None`: the
+/// digest of records written before the id was part of it (read only, so that a journal left
+/// by a crash of an older version is still applied).
+fn digest(id: Option<u64>, seq: u64, payload: &[u8]) -> [u8; 32] {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(&id.to_le_bytes());
-    ctx.update(&seq.to_le_bytes());
-    ctx.update(payload);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
-}
-
-/// The digest of records written before the store's id was part of it (read only, so that a
-/// journal left by a crash of an older version is still applied).
-fn legacy_digest(seq: u64, payload: &[u8]) -> [u8; 32] {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    if let Some(id) = id {
+        ctx.update(&id.to_le_bytes());
+    }
     ctx.update(&seq.to_le_bytes());
     ctx.update(payload);
     let mut out = [0u8; 32];
@@ -91,14 +82,6 @@ pub(super) fn path_for(store: &Path) -> PathBuf {
     let mut p = store.as_os_str().to_owned();
     p.push(".journal");
     PathBuf::from(p)
-}
-
-/// What is at `at`: a record (batch number, payload, bytes taken) whose digest matches; a
-/// header whose payload is cut short or does not match its digest; or nothing to read.
-enum Read1<'a> {
-    Valid(u64, &'a [u8], usize),
-    Invalid,
-    End,
 }
 
 /// The length and batch number in the header at `at`, if a header fits there.
@@ -115,22 +98,18 @@ fn header(bytes: &[u8], at: usize) -> Option<(usize, u64, &[u8])> {
     ))
 }
 
-fn read_one(bytes: &[u8], at: usize, id: u64) -> Read1<'_> {
-    let Some((len, seq, sum)) = header(bytes, at) else {
-        return Read1::End;
-    };
+/// The record at `at` (batch number, payload, bytes taken), if one is there whole and its
+/// digest matches.
+fn read_one(bytes: &[u8], at: usize, id: u64) -> Option<(u64, &[u8], usize)> {
+    let (len, seq, sum) = header(bytes, at)?;
     if len > MAX_RECORD {
-        return Read1::End;
+        return None;
     }
-    match bytes.get(at + HEAD..at + HEAD + len) {
-        Some(payload) if digest(id, seq, payload)[..] == *sum => {
-            Read1::Valid(seq, payload, HEAD + len)
-        }
-        Some(payload) if legacy_digest(seq, payload)[..] == *sum => {
-            Read1::Valid(seq, payload, HEAD + len)
-        }
-        _ => Read1::Invalid,
-    }
+    let payload = bytes.get(at + HEAD..at + HEAD + len)?;
+    [Some(id), None]
+        .into_iter()
+        .any(|id| digest(id, seq, payload)[..] == *sum)
+        .then_some((seq, payload, HEAD + len))
 }
 
 /// Batch numbers the search for acknowledged records past the end looks for, above the floor.
@@ -140,13 +119,13 @@ const SEARCH_WINDOW: u64 = 1 << 32;
 /// `from` on, and its batch number. Runs of zeros (most of a preallocated file) are skipped
 /// eight bytes at a time: a header there has batch number 0.
 fn search(bytes: &[u8], from: usize, id: u64, floor: u64) -> Option<u64> {
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
     let mut at = from;
     while at + HEAD <= bytes.len() {
-        let word = |i: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&bytes[i..i + 8]);
-            u64::from_le_bytes(w)
-        };
         if word(at + 4) == 0 {
             // The batch number's bytes are zero; skip to just before the next nonzero word.
             let mut z = at + 12;
@@ -156,11 +135,10 @@ fn search(bytes: &[u8], from: usize, id: u64, floor: u64) -> Option<u64> {
             at = (at + 1).max(z.saturating_sub(11));
             continue;
         }
-        if let Some((len, seq, _)) = header(bytes, at)
+        if let Some((_, seq, _)) = header(bytes, at)
             && seq > floor
             && seq - floor <= SEARCH_WINDOW
-            && len <= MAX_RECORD
-            && let Read1::Valid(seq, _, _) = read_one(bytes, at, id)
+            && read_one(bytes, at, id).is_some()
         {
             return Some(seq);
         }
@@ -181,7 +159,7 @@ fn records(bytes: &[u8], id: u64, last: u64) -> (Vec<Record>, usize, Option<(usi
     loop {
         let prev = out.last().map(|(seq, _)| *seq);
         match read_one(bytes, at, id) {
-            Read1::Valid(seq, payload, n) if prev.is_none_or(|p| p.checked_add(1) == Some(seq)) => {
+            Some((seq, payload, n)) if prev.is_none_or(|p| p.checked_add(1) == Some(seq)) => {
                 out.push((seq, payload.to_vec()));
                 at += n;
             }
@@ -223,32 +201,31 @@ impl Journal {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let (found, used, damaged) = records(&bytes, id, last);
-        let mut me = Self {
+        let me = Self {
             file,
             id,
             path: path.to_owned(),
             len: used as u64,
-            size: bytes.len() as u64,
             damaged,
         };
-        if me.size < preallocate {
-            me.fill_to(preallocate)?;
-        }
+        me.fill(bytes.len() as u64, preallocate)?;
         Ok((me, found))
     }
 
-    /// Write zeros from the file's end to `size` bytes, and flush them with the new size.
-    fn fill_to(&mut self, size: u64) -> std::io::Result<()> {
+    /// Write zeros from `from` (the file's end) to `size` bytes, and flush them with the new
+    /// size; nothing if the file is that long already.
+    fn fill(&self, from: u64, size: u64) -> std::io::Result<()> {
+        if from >= size {
+            return Ok(());
+        }
         let zeros = vec![0u8; 1 << 20];
-        let mut at = self.size;
+        let mut at = from;
         while at < size {
             let n = (size - at).min(zeros.len() as u64);
             self.file.write_all_at(&zeros[..n as usize], at)?;
             at += n;
         }
-        self.file.sync_all()?;
-        self.size = size;
-        Ok(())
+        self.file.sync_all()
     }
 
     /// Where reading stopped at open, if a valid record of a batch later than every one read
@@ -276,13 +253,12 @@ impl Journal {
         let mut rec = Vec::with_capacity(HEAD + payload.len());
         rec.extend_from_slice(&len.to_le_bytes());
         rec.extend_from_slice(&seq.to_le_bytes());
-        rec.extend_from_slice(&digest(self.id, seq, payload));
+        rec.extend_from_slice(&digest(Some(self.id), seq, payload));
         rec.extend_from_slice(payload);
         // Counted before the write: after a failed write the length is unknown, and a larger
         // figure only brings the next checkpoint forward.
         let at = self.len;
         self.len += rec.len() as u64;
-        self.size = self.size.max(self.len);
         self.file.write_all_at(&rec, at)?;
         // Past the preallocated size this also flushes the new size, as it must.
         self.file.sync_data()
@@ -291,8 +267,7 @@ impl Journal {
     /// Take back the records from `len` on (a batch that was not committed): zero the header
     /// of the one there, so that reading stops before it, and flush that.
     pub(super) fn truncate(&mut self, len: u64) -> std::io::Result<()> {
-        let n = self.size.saturating_sub(len).min(HEAD as u64) as usize;
-        self.file.write_all_at(&[0u8; HEAD][..n], len)?;
+        self.file.write_all_at(&[0u8; HEAD], len)?;
         self.file.sync_data()?;
         self.len = len;
         Ok(())
@@ -314,14 +289,11 @@ impl Journal {
     /// store's fallbacks).
     #[cfg(test)]
     pub(super) fn unwritable(path: &Path) -> std::io::Result<Self> {
-        let file = File::open(path)?;
-        let size = file.metadata()?.len();
         Ok(Self {
-            file,
+            file: File::open(path)?,
             id: 0,
             path: path.to_owned(),
             len: 0,
-            size,
             damaged: None,
         })
     }
@@ -496,7 +468,7 @@ mod tests {
         let mut legacy = Vec::new();
         legacy.extend_from_slice(&3u32.to_le_bytes());
         legacy.extend_from_slice(&9u64.to_le_bytes());
-        legacy.extend_from_slice(&legacy_digest(9, b"old"));
+        legacy.extend_from_slice(&digest(None, 9, b"old"));
         legacy.extend_from_slice(b"old");
         std::fs::write(&p, &legacy).expect("write");
         let (_, found) = Journal::open(&p, ID, 0).expect("open");
