@@ -247,6 +247,21 @@ pub struct Confirmation {
     /// Certificate thumbprint (mTLS); lanyard does not bind to it and refuses ID-JAGs that do.
     #[serde(rename = "x5t#S256", skip_serializing_if = "Option::is_none", default)]
     pub x5t_s256: Option<String>,
+    /// Any other confirmation member (RFC 7800 `jwk`, `jwe`, `kid`, `jku`, …): kept so that
+    /// an assertion bound by a method lanyard does not enforce is refused, not unbound.
+    #[serde(flatten, skip_serializing)]
+    pub other: serde_json::Map<String, Value>,
+}
+
+impl Confirmation {
+    /// A binding to one DPoP key, by its thumbprint (RFC 9449 §6.1).
+    pub fn jkt(jkt: String) -> Self {
+        Self {
+            jkt: Some(jkt),
+            x5t_s256: None,
+            other: serde_json::Map::new(),
+        }
+    }
 }
 
 /// The RFC 9068 access token lanyard's resource AS signs.

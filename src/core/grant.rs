@@ -102,7 +102,7 @@ pub struct ChannelActions<'p> {
     /// Which of those need a just-in-time approval.
     pub approval_actions: Vec<&'p str>,
     /// Who may approve them.
-    pub approvers: Vec<String>,
+    pub approvers: Vec<HumanMatch>,
 }
 
 /// The actions the file's channel grants give `agent` in `ch` on `resource` at `now`, with
@@ -146,9 +146,8 @@ pub fn channel_actions<'p>(
         }
         if let Some(ap) = &g.approval {
             for who in &ap.approvers {
-                let who = who.to_string();
-                if !out.approvers.contains(&who) {
-                    out.approvers.push(who);
+                if !out.approvers.contains(who) {
+                    out.approvers.push(who.clone());
                 }
             }
         }
@@ -164,8 +163,8 @@ pub struct Decision {
     /// Requested and otherwise allowed actions held back because they need a human's
     /// just-in-time approval.
     pub needs_approval: Vec<String>,
-    /// Who may approve them (`group:…` / `user:…`), from the channel grants.
-    pub approvers: Vec<String>,
+    /// Who may approve them, from the channel grants.
+    pub approvers: Vec<HumanMatch>,
     /// Whether the request named actions itself (scope or details), rather than taking
     /// whatever the grant allows.
     pub explicit: bool,
@@ -183,7 +182,7 @@ pub fn decide(
     // The agent's side: its grants in the channel, or its direct grants.
     let mut agent_actions: Vec<&str> = Vec::new();
     let mut approval_actions: Vec<&str> = Vec::new();
-    let mut approvers: Vec<String> = Vec::new();
+    let mut approvers: Vec<HumanMatch> = Vec::new();
     match asked.channel {
         Some(id) => {
             let ch = policy

@@ -4,6 +4,7 @@
 //! [`Rejection`]. Each grant maps rejections to wire errors in its own exhaustive `match`.
 
 pub mod access;
+pub mod approval;
 pub mod claims;
 pub mod grant;
 pub mod rejection;

@@ -106,6 +106,26 @@ pub struct Jws<'a> {
     pub signature: Vec<u8>,
 }
 
+/// Longest RSA modulus accepted: 8192 bits.
+const MAX_RSA_MODULUS_BYTES: usize = 1024;
+
+/// An RSA public exponent (big-endian bytes) that is odd, ≥ 3 and < 2^32 (RFC 8017 §3.1
+/// allows any odd e ≥ 3; every real key uses 65537).
+fn rsa_exponent_ok(e: &[u8]) -> bool {
+    let digits = e
+        .iter()
+        .skip_while(|b| **b == 0)
+        .copied()
+        .collect::<Vec<u8>>();
+    if digits.len() > 4 {
+        return false;
+    }
+    let v = digits
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    v >= 3 && v % 2 == 1
+}
+
 fn b64d(s: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)
@@ -357,6 +377,15 @@ impl VerifyKey {
                 .map_or(0, |n| n.len());
             if n < 256 {
                 return Err("RSA key shorter than 2048 bits".into());
+            }
+            if n > MAX_RSA_MODULUS_BYTES {
+                return Err("RSA key longer than 8192 bits".into());
+            }
+            // A huge public exponent makes every verification slow (a denial of service
+            // through a DPoP proof's own key): accept odd exponents of at most 32 bits.
+            let e = m.get("e").and_then(Value::as_str).and_then(b64d);
+            if !e.as_deref().is_some_and(rsa_exponent_ok) {
+                return Err("RSA public exponent must be odd, at least 3 and at most 2^32".into());
             }
         }
         let own = m.get("alg").and_then(Value::as_str);
@@ -672,6 +701,39 @@ mod tests {
             set.verify(&parse(&bad).expect("parse"), &["ES256"]).err(),
             Some(JwsError::Signature)
         );
+    }
+
+    /// An RSA key whose public exponent is huge (3,070 bits here) or even, or whose modulus
+    /// is beyond 8192 bits, is refused before any verification could be slowed by it.
+    #[test]
+    fn rsa_keys_with_unbounded_exponent_or_modulus_are_refused() {
+        let key = |n_bytes: usize, e: Vec<u8>| {
+            let mut n = vec![0xc5u8; n_bytes];
+            n[n_bytes - 1] |= 1;
+            serde_json::json!({"kty": "RSA", "n": b64(n), "e": b64(e)})
+                .as_object()
+                .cloned()
+                .expect("object")
+        };
+        let huge_e = {
+            let mut e = vec![0xffu8; 384];
+            e[383] = 0x01;
+            e
+        };
+        for (m, why) in [
+            (key(256, huge_e), "3070-bit exponent"),
+            (
+                key(256, vec![0x01, 0x00, 0x00, 0x00, 0x01]),
+                "33-bit exponent",
+            ),
+            (key(256, vec![0x01, 0x00, 0x00]), "even exponent"),
+            (key(256, vec![0x01]), "exponent 1"),
+            (key(1025, vec![0x01, 0x00, 0x01]), "8200-bit modulus"),
+        ] {
+            assert!(VerifyKey::from_jwk(&m, &["RS256"]).is_err(), "{why}");
+        }
+        assert!(rsa_exponent_ok(&[0x01, 0x00, 0x01]));
+        assert!(rsa_exponent_ok(&[0x00, 0xff, 0xff, 0xff, 0xff]));
     }
 
     /// RFC 8725 §2.1: `alg: none` and HMAC keyed with a public key never verify.

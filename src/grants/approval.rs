@@ -24,9 +24,19 @@ use serde_json::{Value, json};
 
 use crate::app::Broker;
 use crate::clock::UnixTime;
+use crate::core::approval::{Parties, may_decide};
+use crate::core::grant::Human;
 use crate::crypto::random_id;
 use crate::oauth::{ErrorCode, OAuthError};
+use crate::policy::HumanMatch;
 use crate::store::RecordKind;
+
+/// Most pending approvals one agent may have open at once; an agent asking again for the
+/// same action (same human, channel, resource, actions) gets the pending one back instead.
+pub const MAX_PENDING_PER_AGENT: usize = 20;
+
+/// Attempts at recording a decision when the record changes between read and write.
+const DECIDE_ATTEMPTS: usize = 4;
 
 /// Where an approval is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,8 +69,8 @@ pub struct ApprovalRecord {
     pub resource: String,
     /// The actions needing approval.
     pub actions: Vec<String>,
-    /// Who may approve (`group:…` / `user:…`, from the channel grant).
-    pub approvers: Vec<String>,
+    /// Who may approve (from the channel grant; stored as `group:…` / `user:…`).
+    pub approvers: Vec<HumanMatch>,
     /// When it was asked for.
     pub created_at: UnixTime,
     /// When it stops being usable (pending: the decision deadline; approved: last use).
@@ -96,8 +106,91 @@ pub async fn load(
 }
 
 /// Write (create or replace) an approval.
-pub async fn save(b: &Broker, r: &ApprovalRecord) -> Result<(), OAuthError> {
+async fn save(b: &Broker, r: &ApprovalRecord) -> Result<(), OAuthError> {
     super::save_record(b, RecordKind::Approval, &r.id, r, r.expires_at).await
+}
+
+/// Who decides, and how.
+pub struct Verdict<'a> {
+    /// The deciding person's subject.
+    pub by: &'a str,
+    /// Their names and groups.
+    pub who: &'a Human,
+    /// Approve (`true`) or deny.
+    pub approve: bool,
+    /// How long an approved approval stays usable.
+    pub approved_ttl: u64,
+}
+
+/// Record a decision on a pending approval: the four-eyes and approver rules
+/// ([`may_decide`]), then one compare-and-set in the store over the very record that was
+/// checked. Of several concurrent deciders exactly one wins; the others are told what was
+/// decided and by whom (409), and a record consumed meanwhile is never re-created.
+pub async fn decide(
+    b: &Broker,
+    id: &str,
+    v: &Verdict<'_>,
+    now: UnixTime,
+) -> Result<ApprovalRecord, OAuthError> {
+    let kind = RecordKind::Approval;
+    for _ in 0..DECIDE_ATTEMPTS {
+        let raw = b
+            .store
+            .get(kind, id, now)
+            .await
+            .map_err(|e| super::record_unavailable(kind, &e))?
+            .ok_or_else(no_such_approval)?;
+        let r: ApprovalRecord =
+            serde_json::from_slice(&raw).map_err(|e| super::record_unavailable(kind, &e))?;
+        if r.status != Status::Pending {
+            return Err(already_decided(&r));
+        }
+        let parties = Parties {
+            human: &r.human,
+            human_names: &r.human_names,
+            approvers: &r.approvers,
+        };
+        may_decide(parties, v.by, v.who)
+            .map_err(|why| OAuthError::new(ErrorCode::InsufficientScope, why.describe()))?;
+        let mut next = r;
+        next.status = if v.approve {
+            Status::Approved
+        } else {
+            Status::Denied
+        };
+        next.decided_by = Some(v.by.to_owned());
+        next.decided_at = Some(now);
+        if v.approve {
+            next.expires_at = now + v.approved_ttl;
+        }
+        let bytes = serde_json::to_vec(&next).map_err(|e| super::record_unavailable(kind, &e))?;
+        let won = b
+            .store
+            .replace(kind, id, &raw, bytes, Some(next.expires_at), now)
+            .await
+            .map_err(|e| super::record_unavailable(kind, &e))?;
+        if won {
+            return Ok(next);
+        }
+        // Someone else changed it first: read again and report what they decided.
+    }
+    Err(OAuthError::invalid_request("this approval is being changed; try again").with_status(409))
+}
+
+/// 404 for an approval that does not exist, expired, or was used.
+pub fn no_such_approval() -> OAuthError {
+    OAuthError::invalid_request("no such approval").with_status(404)
+}
+
+/// 409 naming the decision that stands.
+fn already_decided(r: &ApprovalRecord) -> OAuthError {
+    let mut e = OAuthError::invalid_request("this approval was already decided").with_status(409);
+    e.extra = vec![
+        ("status", json!(r.status)),
+        ("decided_by", json!(r.decided_by)),
+        ("decided_at", json!(r.decided_at)),
+    ];
+    e
 }
 
 /// Consume an approved approval: exactly one caller gets it.
@@ -122,11 +215,29 @@ pub struct Ask<'a> {
     /// The actions needing approval.
     pub actions: Vec<String>,
     /// Who may approve.
-    pub approvers: Vec<String>,
+    pub approvers: Vec<HumanMatch>,
 }
 
-/// Record a pending approval and build the `approval_required` error naming it.
+/// Record a pending approval and build the `approval_required` error naming it. An agent
+/// that asks again for the same thing gets the approval already pending for it; one with
+/// [`MAX_PENDING_PER_AGENT`] other pending approvals is refused.
 pub async fn request(b: &Broker, ask: Ask<'_>, now: UnixTime) -> Result<OAuthError, OAuthError> {
+    let mine: Vec<ApprovalRecord> = super::listed::<ApprovalRecord>(b, RecordKind::Approval, now)
+        .await?
+        .into_iter()
+        .filter(|r| r.agent == ask.agent && r.status == Status::Pending)
+        .collect();
+    if let Some(same) = mine.iter().find(|r| {
+        r.binds(ask.agent, &ask.human.sub, ask.channel, ask.resource) && r.actions == ask.actions
+    }) {
+        return Ok(required(b, same, now));
+    }
+    if mine.len() >= MAX_PENDING_PER_AGENT {
+        return Err(OAuthError::new(
+            ErrorCode::AccessDenied,
+            "too many pending approvals for this agent; wait for a decision",
+        ));
+    }
     let id = random_id(18).map_err(|e| {
         tracing::error!(error = %e, "no randomness for an approval id");
         OAuthError::new(ErrorCode::ServerError, "internal error")

@@ -42,6 +42,20 @@ pub async fn handle(
     let now = b.clock.now();
     let active = b.policy.load_full();
     let client = client_auth::authenticate(b, iss, &active, headers, form, now).await?;
+    let id = client.agent.id.clone();
+    let out = answer(b, iss, &active, &client, form, now).await;
+    Ok(super::authenticated_as(out, id))
+}
+
+/// The answer to an authenticated client.
+async fn answer(
+    b: &Broker,
+    iss: &IssuerRuntime,
+    active: &crate::app::ActivePolicy,
+    client: &client_auth::Client<'_>,
+    form: &FormParams,
+    now: crate::clock::UnixTime,
+) -> Result<Response, OAuthError> {
     let token = token_status::token_param(form)?;
     // §2.1: token_type_hint is only a hint; every kind of token is looked up anyway.
     let Some(claims) = token_status::ours(iss, token, now) else {
@@ -51,7 +65,7 @@ pub async fn handle(
         tracing::info!(caller = %client.agent.id, "introspection of another agent's token");
         return Ok(inactive());
     }
-    match token_status::liveness(b, &active, &claims, now).await {
+    match token_status::liveness(b, active, &claims, now).await {
         Ok(Ok(())) => {}
         Ok(Err(why)) => {
             tracing::debug!(?why, jti = %claims.jti, "introspected token not live");

@@ -110,6 +110,9 @@ struct Grant {
     jti: String,
     exp: UnixTime,
     reuse_allowed: bool,
+    /// Signed by lanyard's own IdP role, whose `approval` claim attests an approval it
+    /// consumed from this store. No other issuer's `approval` claim is honoured.
+    own_idp: bool,
 }
 
 /// ID-JAG §4.4.1 / checklist §1.8 steps 2–10 (client authentication, step 1, is done).
@@ -191,7 +194,11 @@ async fn validate_id_jag(
         ));
     }
     let exp = claims.exp.map_or(now, |e| e.secs());
+    let own_idp = b
+        .issuer(crate::config::Role::Idp)
+        .is_some_and(|i| i.settings.issuer == iss);
     Ok(Grant {
+        own_idp,
         iss,
         sub,
         jti,
@@ -285,27 +292,31 @@ pub async fn handle(
         .map_err(|r| trail.deny(&r, reject))?;
     trail.human = Some(g.sub.clone());
     trail.channel = g.claims.channel.clone();
-    // ID-JAG §9.8: a key-bound ID-JAG demands a proof with that very key.
-    match (&g.claims.cnf, &proof) {
-        (
-            Some(Confirmation {
-                x5t_s256: Some(_), ..
-            }),
-            _,
-        ) => {
-            return Err(trail.deny(
-                &Rejection::Denied("mTLS-bound ID-JAG not supported"),
-                reject,
-            ));
+    // ID-JAG §9.8: a key-bound ID-JAG demands a proof with that very key. A confirmation
+    // method lanyard does not enforce (mTLS `x5t#S256`, a bare `jwk`, `kid`, `jku`, …) is
+    // refused, never dropped: an unbound token must not come out of a bound assertion.
+    if let Some(c) = &g.claims.cnf {
+        match (&c.jkt, &proof) {
+            (Some(_), _) if c.x5t_s256.is_some() || !c.other.is_empty() => {
+                return Err(trail.deny(
+                    &Rejection::Denied("ID-JAG confirmation method not supported"),
+                    reject,
+                ));
+            }
+            (Some(jkt), Some(p)) if *jkt == p.jkt => {}
+            (Some(_), _) => {
+                return Err(trail.deny(
+                    &Rejection::Denied("DPoP key does not match cnf.jkt"),
+                    reject,
+                ));
+            }
+            (None, _) => {
+                return Err(trail.deny(
+                    &Rejection::Denied("ID-JAG confirmation method not supported"),
+                    reject,
+                ));
+            }
         }
-        (Some(Confirmation { jkt: Some(jkt), .. }), Some(p)) if *jkt == p.jkt => {}
-        (Some(Confirmation { jkt: Some(_), .. }), _) => {
-            return Err(trail.deny(
-                &Rejection::Denied("DPoP key does not match cnf.jkt"),
-                reject,
-            ));
-        }
-        _ => {}
     }
     let resource = pick_resource(active, me, &params, &g).map_err(|r| trail.deny(&r, reject))?;
     trail.resource = Some(resource.uri.clone());
@@ -340,11 +351,17 @@ pub async fn handle(
             reject,
         ));
     }
-    // Actions a just-in-time approval in the ID-JAG covers (lanyard extension claim).
+    // Actions a just-in-time approval in the ID-JAG covers (lanyard extension claim), only
+    // when lanyard's own IdP role signed it: a partner issuer's claim is not evidence that
+    // a person here approved anything.
+    if g.claims.approval.is_some() && !g.own_idp {
+        tracing::info!(iss = %g.iss, "approval claim of a foreign ID-JAG ignored");
+    }
     let approved: Vec<&str> = g
         .claims
         .approval
         .as_ref()
+        .filter(|_| g.own_idp)
         .and_then(|a| a.get("actions"))
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
@@ -396,10 +413,7 @@ pub async fn handle(
         sub: client.agent.id.clone(),
         act: prior.map(Box::new),
     };
-    let cnf = proof.as_ref().map(|p| Confirmation {
-        jkt: Some(p.jkt.clone()),
-        x5t_s256: None,
-    });
+    let cnf = proof.as_ref().map(|p| Confirmation::jkt(p.jkt.clone()));
     let claims = AccessTokenClaims {
         iss: &me.settings.issuer,
         sub: &g.sub,

@@ -35,15 +35,30 @@ pub async fn dispatch(
     let now = b.clock.now();
     let active = b.policy.load_full();
     let client = client_auth::authenticate(b, iss, &active, headers, &form, now).await?;
-    let proof = dpop::check(b, iss, headers, now).await?;
-    match grant {
-        GrantType::TokenExchange => {
-            token_exchange::handle(b, iss, &active, client, proof, &form, now).await
-        }
-        GrantType::JwtBearer => {
-            jwt_bearer::handle(b, iss, &active, client, proof, &form, headers, now).await
+    let id = client.agent.id.clone();
+    let out = async {
+        let proof = dpop::check(b, iss, headers, now).await?;
+        match grant {
+            GrantType::TokenExchange => {
+                token_exchange::handle(b, iss, &active, client, proof, &form, now).await
+            }
+            GrantType::JwtBearer => {
+                jwt_bearer::handle(b, iss, &active, client, proof, &form, headers, now).await
+            }
         }
     }
+    .await;
+    Ok(authenticated_as(out, id))
+}
+
+/// The answer to a request that authenticated as client `id`, marked so that the rate
+/// limiter charges that client's budget (and only then; see `http::limits`).
+pub(crate) fn authenticated_as(out: Result<Response, OAuthError>, id: String) -> Response {
+    use axum::response::IntoResponse;
+    let mut resp = out.unwrap_or_else(IntoResponse::into_response);
+    resp.extensions_mut()
+        .insert(crate::http::limits::AuthenticatedClient(id));
+    resp
 }
 
 /// Revocations that stop issuance (DESIGN "clean revocation"): the agent's grant in this

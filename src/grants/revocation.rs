@@ -45,6 +45,19 @@ pub async fn handle(
     let now = b.clock.now();
     let active = b.policy.load_full();
     let client = client_auth::authenticate(b, iss, &active, headers, form, now).await?;
+    let id = client.agent.id.clone();
+    let out = answer(b, iss, &client, form, now).await;
+    Ok(super::authenticated_as(out, id))
+}
+
+/// The answer to an authenticated client.
+async fn answer(
+    b: &Broker,
+    iss: &IssuerRuntime,
+    client: &client_auth::Client<'_>,
+    form: &FormParams,
+    now: crate::clock::UnixTime,
+) -> Result<Response, OAuthError> {
     let token = token_status::token_param(form)?;
     if let Some(hint) = form.one("token_type_hint").ok().flatten()
         && !KNOWN_HINTS.contains(&hint)

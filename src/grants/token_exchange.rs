@@ -535,13 +535,7 @@ pub async fn handle(
         act: None,
     };
     // ID-JAG §9.8: a DPoP proof at the exchange binds the ID-JAG to its key.
-    let cnf = proof.map(|p| {
-        serde_json::to_value(Confirmation {
-            jkt: Some(p.jkt),
-            x5t_s256: None,
-        })
-        .unwrap_or(Value::Null)
-    });
+    let cnf = proof.map(|p| serde_json::to_value(Confirmation::jkt(p.jkt)).unwrap_or(Value::Null));
     let c = &subject.claims;
     let str_claim = |n: &str| c.other.get(n).and_then(Value::as_str);
     let claims = IdJagClaims {

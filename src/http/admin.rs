@@ -641,7 +641,7 @@ async fn show_approval(
     let now = b.clock.now();
     let r = approval::load(&b, &id, now)
         .await?
-        .ok_or_else(|| OAuthError::invalid_request("no such approval").with_status(404))?;
+        .ok_or_else(approval::no_such_approval)?;
     Ok(ok(approval_json(&r, now)))
 }
 
@@ -664,7 +664,8 @@ async fn deny(
 }
 
 /// A named approver decides. Never the human the agent acts for (four eyes), never an agent
-/// (no agent credential reaches this code).
+/// (no agent credential reaches this code). The rules and the atomic write are
+/// [`approval::decide`]'s; this handler adds the audit record.
 async fn decide_approval(
     b: Arc<Broker>,
     op: Operator,
@@ -675,45 +676,13 @@ async fn decide_approval(
     op.require(AdminRole::Approver)?;
     let c = parse_change(&body)?;
     let now = b.clock.now();
-    let mut r = approval::load(&b, &id, now)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_request("no such approval").with_status(404))?;
-    if r.status != approval::Status::Pending {
-        return Err(
-            OAuthError::invalid_request("this approval was already decided").with_status(409),
-        );
-    }
-    if op.sub == r.human || op.human.names.iter().any(|n| r.human_names.contains(n)) {
-        return Err(OAuthError::new(
-            ErrorCode::InsufficientScope,
-            "the human an agent acts for cannot approve its request",
-        ));
-    }
-    let named = r.approvers.iter().any(|who| {
-        let m = match who.split_once(':') {
-            Some(("group", g)) => HumanMatch::Group(g.to_owned()),
-            Some(("user", u)) => HumanMatch::User(u.to_owned()),
-            _ => return false,
-        };
-        op.human.matches(&m)
-    });
-    if !named {
-        return Err(OAuthError::new(
-            ErrorCode::InsufficientScope,
-            "this human is not an approver of this action",
-        ));
-    }
-    r.status = if approve {
-        approval::Status::Approved
-    } else {
-        approval::Status::Denied
+    let verdict = approval::Verdict {
+        by: &op.sub,
+        who: &op.human,
+        approve,
+        approved_ttl: b.settings.approval_ttl.as_secs(),
     };
-    r.decided_by = Some(op.sub.clone());
-    r.decided_at = Some(now);
-    if approve {
-        r.expires_at = now + b.settings.approval_ttl.as_secs();
-    }
-    approval::save(&b, &r).await?;
+    let r = approval::decide(&b, &id, &verdict, now).await?;
     let event = if approve {
         "approval_granted"
     } else {

@@ -1,8 +1,17 @@
-//! Rate limits on `/token`, `/introspect` and `/revoke`: per remote address and per client id
-//! (as presented, before authentication). With a store shared between replicas (Redis), the
-//! limits are fixed-window counters in the store (`count` requests per window of `per`), so
-//! that every replica counts against one budget; otherwise, token buckets in this process
-//! (capacity `burst`). If the shared store fails, this process's buckets take over.
+//! Rate limits on `/token`, `/introspect` and `/revoke`: per remote address, and per client
+//! id. With a store shared between replicas (Redis), the address and client limits are
+//! fixed-window counters in the store (`count` requests per window of `per`), so that every
+//! replica counts against one budget; otherwise, token buckets in this process (capacity
+//! `burst`). If the shared store fails, this process's buckets take over.
+//!
+//! A client's budget is charged only for requests that **authenticated as that client**
+//! (the handler marks its response with [`AuthenticatedClient`]): a caller who merely
+//! presents an agent's id with a wrong secret cannot spend the agent's budget and lock it
+//! out. Failed authentications are charged instead to the pair (client id as presented,
+//! remote address), in this process, at the per-client rate: one address guessing a
+//! client's secret is slowed down without touching anyone else. Before the request runs,
+//! both budgets are only looked at; a request whose client budget or whose failure budget
+//! is spent is answered 429 without authenticating it.
 //!
 //! A request over a limit is answered 429 with `Retry-After` and the RFC 6749 error body
 //! `{"error":"temporarily_unavailable"}` (the registered code that says "try later";
@@ -82,7 +91,42 @@ impl Limit {
             Err(Duration::from_secs_f64((1.0 - b.tokens) / self.refill))
         }
     }
+
+    /// Whether one token for `key` is available at `now`, taking nothing.
+    fn peek(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        let Ok(map) = self.buckets.lock() else {
+            return Ok(());
+        };
+        let Some(b) = map.get(key) else {
+            return Ok(());
+        };
+        let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
+        let tokens = (b.tokens + elapsed * self.refill).min(self.capacity);
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - tokens) / self.refill))
+        }
+    }
+
+    /// Spend one token for `key` after the fact (a request already answered). The bucket
+    /// may go below zero (requests that were admitted together), down to `-capacity`.
+    fn charge(&self, key: &str, now: Instant) {
+        if self.take(key, now).is_ok() {
+            return;
+        }
+        if let Ok(mut map) = self.buckets.lock()
+            && let Some(b) = map.get_mut(key)
+        {
+            b.tokens = (b.tokens - 1.0).max(-self.capacity);
+        }
+    }
 }
+
+/// Set by a handler on its response once the request authenticated as this client (its
+/// policy id): only such requests spend the client's budget.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedClient(pub String);
 
 /// The limits in force for this process.
 #[derive(Debug)]
@@ -100,31 +144,25 @@ impl Limiter {
         }
     }
 
-    /// Count a request from `address` at `now` in this process; `Err` carries the wait
-    /// before a retry.
-    pub fn check_address(&self, address: &str, now: Instant) -> Result<(), Duration> {
-        self.per_address
-            .as_ref()
-            .map_or(Ok(()), |l| l.take(address, now))
-    }
-
     /// Count a request by client `id` at `now` in this process; `Err` carries the wait
     /// before a retry.
     pub fn check_client(&self, id: &str, now: Instant) -> Result<(), Duration> {
         self.per_client.as_ref().map_or(Ok(()), |l| l.take(id, now))
     }
 
+    fn limit(&self, kind: Kind) -> Option<&Limit> {
+        match kind {
+            Kind::Address => self.per_address.as_ref(),
+            Kind::Client | Kind::Failure => self.per_client.as_ref(),
+        }
+    }
+
     /// Count a request in the shared store when there is one, else in this process.
     async fn check(&self, b: &Broker, kind: Kind, id: &str, now: Instant) -> Result<(), Duration> {
-        let limit = match kind {
-            Kind::Address => self.per_address.as_ref(),
-            Kind::Client => self.per_client.as_ref(),
+        let Some(limit) = self.limit(kind) else {
+            return Ok(());
         };
-        let Some(limit) = limit else { return Ok(()) };
-        let per = limit.rate.per.as_secs().max(1);
-        let unix = b.clock.now();
-        let window = unix / per;
-        let key = shared_key(kind, id, window);
+        let (key, per, window, unix) = shared_window(b, limit, kind, id);
         match b.store.count_hit(&key, per + 1).await {
             Ok(Some(n)) if n > u64::from(limit.rate.count) => Err(Duration::from_secs(
                 ((window + 1) * per).saturating_sub(unix),
@@ -138,16 +176,65 @@ impl Limiter {
         }
     }
 
+    /// Whether a request of `kind` by `id` would be admitted, counting nothing. Failures are
+    /// counted in this process only.
+    async fn peek(&self, b: &Broker, kind: Kind, id: &str, now: Instant) -> Result<(), Duration> {
+        let Some(limit) = self.limit(kind) else {
+            return Ok(());
+        };
+        if kind == Kind::Failure {
+            return limit.peek(id, now);
+        }
+        let (key, per, window, unix) = shared_window(b, limit, kind, id);
+        match b.store.hits(&key).await {
+            Ok(Some(n)) if n >= u64::from(limit.rate.count) => Err(Duration::from_secs(
+                ((window + 1) * per).saturating_sub(unix),
+            )),
+            Ok(Some(_)) => Ok(()),
+            Ok(None) | Err(_) => limit.peek(id, now),
+        }
+    }
+
+    /// Count an answered request of `kind` by `id` (shared when the store is).
+    async fn charge(&self, b: &Broker, kind: Kind, id: &str, now: Instant) {
+        let Some(limit) = self.limit(kind) else {
+            return;
+        };
+        if kind == Kind::Failure {
+            return limit.charge(id, now);
+        }
+        let (key, per, _, _) = shared_window(b, limit, kind, id);
+        match b.store.count_hit(&key, per + 1).await {
+            Ok(Some(_)) => {}
+            Ok(None) => limit.charge(id, now),
+            Err(e) => {
+                tracing::warn!(error = %e, "shared rate-limit counter unavailable; limiting in this process");
+                limit.charge(id, now);
+            }
+        }
+    }
+
     /// Whether a client id is needed at all (else the body is not read here).
     pub fn limits_clients(&self) -> bool {
         self.per_client.is_some()
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Address,
+    /// Requests that authenticated as the client.
     Client,
+    /// Failed authentications, keyed by (client id as presented, address).
+    Failure,
+}
+
+/// The shared counter of `id`'s current window: (key, window length, window number, now).
+fn shared_window(b: &Broker, limit: &Limit, kind: Kind, id: &str) -> (String, u64, u64, u64) {
+    let per = limit.rate.per.as_secs().max(1);
+    let unix = b.clock.now();
+    let window = unix / per;
+    (shared_key(kind, id, window), per, window, unix)
 }
 
 /// The store key of a fixed window: ids are hashed, so that their length and characters do
@@ -159,6 +246,7 @@ fn shared_key(kind: Kind, id: &str, window: u64) -> String {
     let k = match kind {
         Kind::Address => "a",
         Kind::Client => "c",
+        Kind::Failure => "f",
     };
     format!("{k}:{hex}:{window}")
 }
@@ -184,9 +272,7 @@ fn basic_client_id(headers: &HeaderMap) -> Option<String> {
         .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (user, _) = text.split_once(':')?;
-    url::form_urlencoded::parse(format!("u={user}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
+    crate::oauth::client_auth::form_value_decode(user)
 }
 
 /// `client_id`, else the `sub` of an (unverified) `client_assertion`, from a form body.
@@ -214,8 +300,8 @@ pub async fn limit(State(b): State<Arc<Broker>>, req: Request, next: Next) -> Re
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string());
-    if let Some(addr) = addr
-        && let Err(wait) = b.limiter.check(&b, Kind::Address, &addr, now).await
+    if let Some(addr) = &addr
+        && let Err(wait) = b.limiter.check(&b, Kind::Address, addr, now).await
     {
         return too_many(wait);
     }
@@ -245,12 +331,31 @@ pub async fn limit(State(b): State<Arc<Broker>>, req: Request, next: Next) -> Re
             }
         }
     };
-    if let Some(id) = id
-        && let Err(wait) = b.limiter.check(&b, Kind::Client, &id, now).await
-    {
-        return too_many(wait);
+    // Look, do not count: a request is charged to a client only once it proved to be it.
+    let failure_key = id
+        .as_ref()
+        .map(|id| format!("{id}\u{1f}{}", addr.as_deref().unwrap_or("")));
+    if let (Some(id), Some(fk)) = (&id, &failure_key) {
+        if let Err(wait) = b.limiter.peek(&b, Kind::Failure, fk, now).await {
+            return too_many(wait);
+        }
+        if let Err(wait) = b.limiter.peek(&b, Kind::Client, id, now).await {
+            return too_many(wait);
+        }
     }
-    next.run(Request::from_parts(parts, body)).await
+    let resp = next.run(Request::from_parts(parts, body)).await;
+    if let Some(AuthenticatedClient(who)) = resp.extensions().get::<AuthenticatedClient>() {
+        b.limiter
+            .charge(&b, Kind::Client, who, Instant::now())
+            .await;
+    } else if resp.status() == axum::http::StatusCode::UNAUTHORIZED
+        && let Some(fk) = &failure_key
+    {
+        b.limiter
+            .charge(&b, Kind::Failure, fk, Instant::now())
+            .await;
+    }
+    resp
 }
 
 #[cfg(test)]

@@ -52,12 +52,26 @@ fn basic_failure() -> OAuthError {
     OAuthError::invalid_client("client authentication failed").with_challenge(BASIC_CHALLENGE)
 }
 
-fn url_decode(s: &str) -> Option<String> {
-    // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
-    let decoded: String = url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())?;
-    (!decoded.contains('\u{FFFD}')).then_some(decoded)
+/// Undo the `application/x-www-form-urlencoded` encoding RFC 6749 §2.3.1 applies to the
+/// client id and the secret before Basic encoding: `+` is a space, `%XX` a byte; the result
+/// must be UTF-8. A `%` not followed by two hex digits is malformed (`None`). `&` and `=`
+/// are ordinary characters here (the value is not a form, only encoded like one's values).
+pub fn form_value_decode(s: &str) -> Option<String> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hi = hex(bytes.next()?)?;
+                let lo = hex(bytes.next()?)?;
+                out.push(u8::try_from(hi * 16 + lo).ok()?);
+            }
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Read the client credentials of a request. `Ok(None)` = no authentication at all.
@@ -80,7 +94,8 @@ pub fn detect(
                 .map_err(|_| basic_failure())?;
             let raw = String::from_utf8(raw).map_err(|_| basic_failure())?;
             let (id, secret) = raw.split_once(':').ok_or_else(basic_failure)?;
-            let (Some(id), Some(secret)) = (url_decode(id), url_decode(secret)) else {
+            let (Some(id), Some(secret)) = (form_value_decode(id), form_value_decode(secret))
+            else {
                 return Err(basic_failure());
             };
             if id.is_empty() {
@@ -157,6 +172,27 @@ mod tests {
                 secret: "s+x".into()
             })
         );
+    }
+
+    /// RFC 6749 §2.3.1: id and secret are form-urlencoded before the Basic encoding, so `+`
+    /// is a space and `&` or `=` (in a secret sent unencoded) are kept, never cut at.
+    #[test]
+    fn basic_credentials_decode_as_form_values_not_as_a_form() {
+        let p = detect(Some(&basic("bot+1", "a&b=c%26d+e")), &form(&[])).expect("ok");
+        assert_eq!(
+            p,
+            Some(Presented::Basic {
+                client_id: "bot 1".into(),
+                secret: "a&b=c&d e".into()
+            })
+        );
+        for bad in ["s%2", "s%zz", "%ff"] {
+            assert!(
+                detect(Some(&basic("bot", bad)), &form(&[])).is_err(),
+                "malformed encoding {bad:?} is refused"
+            );
+        }
+        assert_eq!(form_value_decode("%C3%A9").as_deref(), Some("é"));
     }
 
     /// RFC 6749 §2.3: one method per request; checklist B13.

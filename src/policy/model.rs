@@ -248,6 +248,33 @@ pub enum HumanMatch {
     User(String),
 }
 
+impl std::str::FromStr for HumanMatch {
+    type Err = &'static str;
+
+    /// `group:…` or `user:…`, the form the policy file and stored records use.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            Some(("group", g)) if !g.is_empty() => Ok(Self::Group(g.to_owned())),
+            Some(("user", u)) if !u.is_empty() => Ok(Self::User(u.to_owned())),
+            _ => Err("expected group:NAME or user:NAME"),
+        }
+    }
+}
+
+// Stored and sent as its `group:…` / `user:…` text, parsed once when read.
+impl serde::Serialize for HumanMatch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HumanMatch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for HumanMatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -25,6 +25,8 @@ where
     records_round_trip_and_expire(&make().await).await;
     listing_follows_every_change(&make().await).await;
     take_is_single_use_under_concurrency(Arc::new(make().await)).await;
+    replace_is_compare_and_set(&make().await).await;
+    replace_has_one_winner_under_concurrency(Arc::new(make().await)).await;
     revocations_feed_in_order(&make().await).await;
     audit_chain_links(&make().await).await;
     first_use_with_audit_records_only_a_first_use(&make().await).await;
@@ -163,6 +165,99 @@ pub async fn take_is_single_use_under_concurrency<S: Store>(s: Arc<S>) {
     }
     assert_eq!(got, 1, "exactly one taker");
     assert_eq!(s.get(RecordKind::Approval, "once", T0).await.unwrap(), None);
+}
+
+/// `replace` writes only over the exact value read, never over a changed, taken or expired
+/// record, and the new expiry holds.
+pub async fn replace_is_compare_and_set(s: &dyn Store) {
+    let k = RecordKind::Approval;
+    s.put(k, "r", b"pending".to_vec(), Some(T0 + 100))
+        .await
+        .unwrap();
+    assert!(
+        !s.replace(k, "r", b"other", b"x".to_vec(), Some(T0 + 100), T0)
+            .await
+            .unwrap(),
+        "a value other than the one held is not replaced"
+    );
+    assert!(
+        s.replace(k, "r", b"pending", b"approved".to_vec(), Some(T0 + 50), T0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.get(k, "r", T0).await.unwrap().as_deref(),
+        Some(&b"approved"[..])
+    );
+    assert_eq!(s.get(k, "r", T0 + 50).await.unwrap(), None, "new expiry");
+    assert!(
+        !s.replace(k, "r", b"pending", b"denied".to_vec(), Some(T0 + 100), T0)
+            .await
+            .unwrap(),
+        "a decided record is not decided again"
+    );
+    s.take(k, "r", T0).await.unwrap();
+    assert!(
+        !s.replace(k, "r", b"approved", b"again".to_vec(), Some(T0 + 100), T0)
+            .await
+            .unwrap(),
+        "a taken record is not re-created"
+    );
+    assert_eq!(s.get(k, "r", T0).await.unwrap(), None);
+    s.put(k, "old", b"v".to_vec(), Some(T0 + 10)).await.unwrap();
+    assert!(
+        !s.replace(k, "old", b"v", b"w".to_vec(), Some(T0 + 100), T0 + 10)
+            .await
+            .unwrap(),
+        "an expired record is not replaced"
+    );
+    s.put(k, "forever", b"v".to_vec(), Some(T0 + 10))
+        .await
+        .unwrap();
+    assert!(
+        s.replace(k, "forever", b"v", b"w".to_vec(), None, T0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.get(k, "forever", T0 + 1_000_000)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"w"[..]),
+        "no expiry after the replace"
+    );
+}
+
+/// Of many concurrent compare-and-sets on one value, exactly one wins.
+pub async fn replace_has_one_winner_under_concurrency<S: Store>(s: Arc<S>) {
+    let k = RecordKind::Approval;
+    s.put(k, "race", b"pending".to_vec(), Some(T0 + 100))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..50u8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let v = vec![b'd', i];
+            s.replace(k, "race", b"pending", v.clone(), Some(T0 + 100), T0)
+                .await
+                .unwrap()
+                .then_some(v)
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        if let Some(v) = t.await.unwrap() {
+            winners.push(v);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one compare-and-set wins");
+    assert_eq!(
+        s.get(k, "race", T0).await.unwrap(),
+        Some(winners[0].clone()),
+        "the winner's value is the one stored"
+    );
 }
 
 fn rev(subject: RevocationSubject, until: Option<u64>) -> Revocation {

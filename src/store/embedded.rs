@@ -98,12 +98,23 @@ enum Op {
     FirstUseAudit(ReplayKey, UnixTime, UnixTime, Vec<u8>, Reply<FirstUse>),
     Put(String, Vec<u8>, Option<UnixTime>, Reply<()>),
     Take(String, UnixTime, Reply<Option<Vec<u8>>>),
+    /// Compare-and-set: key, the value it must still hold, the new value, its expiry, now.
+    Replace(Box<Replace>, Reply<bool>),
     Revoke(Box<Revocation>, Reply<u64>),
     Unrevoke(RevocationSubject, Reply<bool>),
     Audit(Vec<u8>, Reply<AuditEntry>),
     Purge(UnixTime, Reply<u64>),
     /// Write whatever is pending to redb (before a read of the audit table).
     Spill(Reply<()>),
+}
+
+/// The inputs of [`Op::Replace`] (boxed: the other operations stay small).
+struct Replace {
+    key: String,
+    expected: Vec<u8>,
+    value: Vec<u8>,
+    expires_at: Option<UnixTime>,
+    now: UnixTime,
 }
 
 /// What is kept in memory, as of the last commit; `None` = unknown (read the file).
@@ -464,7 +475,12 @@ impl Op {
     fn is_small(&self) -> bool {
         matches!(
             self,
-            Op::FirstUse(..) | Op::FirstUseAudit(..) | Op::Put(..) | Op::Take(..) | Op::Audit(..)
+            Op::FirstUse(..)
+                | Op::FirstUseAudit(..)
+                | Op::Put(..)
+                | Op::Take(..)
+                | Op::Replace(..)
+                | Op::Audit(..)
         ) && !self.touches_runtime_grants()
     }
 
@@ -487,6 +503,7 @@ impl Op {
             Op::Put(key, ..) | Op::Take(key, ..) => {
                 key.starts_with(&record_key(RecordKind::RuntimeGrant, ""))
             }
+            Op::Replace(r, _) => r.key.starts_with(&record_key(RecordKind::RuntimeGrant, "")),
             Op::Purge(..) => true,
             _ => false,
         }
@@ -523,6 +540,7 @@ fn fail(op: Op, msg: &str) {
         Op::FirstUse(.., r) | Op::FirstUseAudit(.., r) => r.send(Err(e())).map_err(drop),
         Op::Put(.., r) => r.send(Err(e())).map_err(drop),
         Op::Take(.., r) => r.send(Err(e())).map_err(drop),
+        Op::Replace(_, r) => r.send(Err(e())).map_err(drop),
         Op::Revoke(_, r) => r.send(Err(e())).map_err(drop),
         Op::Unrevoke(_, r) => r.send(Err(e())).map_err(drop),
         Op::Audit(_, r) => r.send(Err(e())).map_err(drop),
@@ -1124,6 +1142,14 @@ fn encode_batch(batch: &[Op]) -> Vec<u8> {
                 put_bytes(&mut out, key.as_bytes());
                 out.extend_from_slice(&now.to_le_bytes());
             }
+            Op::Replace(x, _) => {
+                out.push(10);
+                put_bytes(&mut out, x.key.as_bytes());
+                put_bytes(&mut out, &x.expected);
+                put_bytes(&mut out, &x.value);
+                out.extend_from_slice(&x.expires_at.unwrap_or(NEVER).to_le_bytes());
+                out.extend_from_slice(&x.now.to_le_bytes());
+            }
             Op::Revoke(rev, _) => {
                 out.push(5);
                 put_bytes(&mut out, &serde_json::to_vec(&**rev).unwrap_or_default());
@@ -1204,6 +1230,20 @@ fn decode_batch(raw: &[u8]) -> Option<Vec<Op>> {
             7 => Op::Audit(c.bytes()?, orphan()),
             8 => Op::Purge(c.u64()?, orphan()),
             9 => Op::Spill(orphan()),
+            10 => {
+                let (key, expected, value) = (c.string()?, c.bytes()?, c.bytes()?);
+                let (exp, now) = (c.u64()?, c.u64()?);
+                Op::Replace(
+                    Box::new(Replace {
+                        key,
+                        expected,
+                        value,
+                        expires_at: (exp != NEVER).then_some(exp),
+                        now,
+                    }),
+                    orphan(),
+                )
+            }
             _ => return None,
         };
         out.push(op);
@@ -1325,6 +1365,28 @@ fn apply(tx: &redb::WriteTransaction, op: Op) -> ApplyResult {
                 .filter(|(e, _)| live(*e, now))
                 .map(|(_, b)| b.to_vec());
             Ok(Done::Bytes(r, out))
+        }
+        Op::Replace(x, r) => {
+            let mut t = tryop!(tx.open_table(RECORDS), Op::Replace(x, r));
+            let holds = tryop!(
+                t.get(x.key.as_str()).map(|v| {
+                    v.is_some_and(|g| {
+                        decode_record(g.value())
+                            .is_some_and(|(e, b)| live(e, x.now) && b == x.expected.as_slice())
+                    })
+                }),
+                Op::Replace(x, r)
+            );
+            if holds {
+                tryop!(
+                    t.insert(
+                        x.key.as_str(),
+                        encode_record(x.expires_at, &x.value).as_slice()
+                    ),
+                    Op::Replace(x, r)
+                );
+            }
+            Ok(Done::Bool(r, holds))
         }
         Op::Revoke(rev, r) => {
             let json = serde_json::to_vec(&*rev).unwrap_or_default();
@@ -1466,6 +1528,25 @@ impl Store for EmbeddedStore {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let key = record_key(kind, id);
         self.call(|r| Op::Take(key, now, r)).await
+    }
+
+    async fn replace(
+        &self,
+        kind: RecordKind,
+        id: &str,
+        expected: &[u8],
+        value: Vec<u8>,
+        expires_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let x = Box::new(Replace {
+            key: record_key(kind, id),
+            expected: expected.to_vec(),
+            value,
+            expires_at,
+            now,
+        });
+        self.call(|r| Op::Replace(x, r)).await
     }
 
     async fn list(

@@ -97,6 +97,26 @@ impl Store for MemoryStore {
             .map(|(_, v)| v))
     }
 
+    async fn replace(
+        &self,
+        kind: RecordKind,
+        id: &str,
+        expected: &[u8],
+        value: Vec<u8>,
+        expires_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut g = self.lock()?;
+        let Some(slot) = g.records.get_mut(&(kind.prefix(), id.to_owned())) else {
+            return Ok(false);
+        };
+        if !live(slot.0, now) || slot.1 != expected {
+            return Ok(false);
+        }
+        *slot = (expires_at, value);
+        Ok(true)
+    }
+
     async fn list(
         &self,
         kind: RecordKind,

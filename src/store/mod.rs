@@ -230,6 +230,22 @@ pub trait Store: Send + Sync + 'static {
         now: UnixTime,
     ) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// Compare-and-set: replace a live record with `value` (and `expires_at`) only if it
+    /// still holds exactly `expected`. Atomic: of concurrent callers that read the same
+    /// value, at most one gets `true`; a record that was taken, expired or changed meanwhile
+    /// is left as it is (`false`). Decisions on a record (approve or deny) go through it, so
+    /// that a late writer never overwrites a decision or re-creates a consumed record.
+    #[allow(clippy::too_many_arguments)]
+    async fn replace(
+        &self,
+        kind: RecordKind,
+        id: &str,
+        expected: &[u8],
+        value: Vec<u8>,
+        expires_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+
     /// Every live record of a kind, ordered by id.
     async fn list(
         &self,
@@ -276,6 +292,13 @@ pub trait Store: Send + Sync + 'static {
     /// backend is not shared between processes, and the caller keeps its own counters.
     async fn count_hit(&self, key: &str, ttl_secs: u64) -> Result<Option<u64>, StoreError> {
         let _ = (key, ttl_secs);
+        Ok(None)
+    }
+
+    /// The current count of the shared counter `key` without counting a hit (0 when it does
+    /// not exist); `None` as for [`count_hit`](Store::count_hit).
+    async fn hits(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let _ = key;
         Ok(None)
     }
 }

@@ -120,6 +120,17 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return r
 ";
 
+/// KEYS[1] record; ARGV: expected value, now, new expiry or '', new value, ttl or ''.
+/// 1 = replaced; 0 = absent, expired or holding something else (left as it is).
+const REPLACE: &str = r"
+local r = redis.call('HMGET', KEYS[1], 'e', 'v')
+if not r[2] or r[2] ~= ARGV[1] then return 0 end
+if r[1] and r[1] ~= '' and tonumber(ARGV[2]) >= tonumber(r[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'e', ARGV[3], 'v', ARGV[4])
+if ARGV[5] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[5]) else redis.call('PERSIST', KEYS[1]) end
+return 1
+";
+
 /// KEYS[1] revocation, KEYS[2] feed, KEYS[3] counter; ARGV: json, until or '', ttl or ''.
 const REVOKE: &str = r"
 redis.call('DEL', KEYS[1])
@@ -227,6 +238,7 @@ struct Scripts {
     first_use: Script,
     put: Script,
     take: Script,
+    replace: Script,
     revoke: Script,
     unrevoke: Script,
     audit_append: Script,
@@ -242,6 +254,7 @@ impl Scripts {
             first_use: Script::new(FIRST_USE),
             put: Script::new(PUT),
             take: Script::new(TAKE),
+            replace: Script::new(REPLACE),
             revoke: Script::new(&format!("{FEED_APPEND}{REVOKE}")),
             unrevoke: Script::new(&format!("{FEED_APPEND}{UNREVOKE}")),
             audit_append: Script::new(AUDIT_APPEND),
@@ -687,6 +700,13 @@ impl RedisStore {
 
 #[async_trait]
 impl Store for RedisStore {
+    async fn hits(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let n: Option<u64> = self
+            .query(::redis::cmd("GET").arg(self.keys.rate(key)))
+            .await?;
+        Ok(Some(n.unwrap_or(0)))
+    }
+
     async fn count_hit(&self, key: &str, ttl_secs: u64) -> Result<Option<u64>, StoreError> {
         let mut inv = self.scripts.count_hit.prepare_invoke();
         inv.key(self.keys.rate(key)).arg(ttl_secs.max(1));
@@ -782,6 +802,29 @@ impl Store for RedisStore {
             .arg(id);
         let (e, v): (Option<Vec<u8>>, Option<Vec<u8>>) = self.run(&inv).await?;
         live_value(e, v, now)
+    }
+
+    async fn replace(
+        &self,
+        kind: RecordKind,
+        id: &str,
+        expected: &[u8],
+        value: Vec<u8>,
+        expires_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut inv = self.scripts.replace.prepare_invoke();
+        inv.key(self.keys.record(kind, id))
+            .arg(expected)
+            .arg(now)
+            .arg(expires_at.map(|e| e.to_string()).unwrap_or_default())
+            .arg(value)
+            .arg(
+                expires_at
+                    .map(|e| gc_ttl(e, now).max(1).to_string())
+                    .unwrap_or_default(),
+            );
+        self.run::<i64>(&inv).await.map(|n| n == 1)
     }
 
     async fn list(

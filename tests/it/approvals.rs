@@ -224,3 +224,189 @@ fn jit_flow(w: &World) {
     assert_eq!(r.status(), 200, "{}", r.body);
     let _: &Value = &r.json()["approvals"];
 }
+
+/// Issue 24 #1: 50 people deciding one approval at once (half approve, half deny): exactly
+/// one decision is recorded, every other caller is told which one stands (409 naming it),
+/// and an approved approval is used exactly once.
+#[test]
+fn concurrent_decisions_on_one_approval_have_one_winner() {
+    let f = Flow::start_configured(policy, "");
+    decision_race(&World { f });
+}
+
+/// The same race with the approval in Redis.
+#[test]
+fn concurrent_decisions_on_one_approval_have_one_winner_on_redis() {
+    let Some(redis) = crate::support::redis::RedisServer::start() else {
+        return;
+    };
+    let store = format!(
+        "backend = \"redis\"\nurl = \"{}\"\nkey_prefix = \"race:\"",
+        redis.url()
+    );
+    let f = Flow::start_on_store(policy, Some(&store), "");
+    decision_race(&World { f });
+}
+
+fn decision_race(w: &World) {
+    let id = w.ask();
+    let tokens: Vec<(String, String, bool)> = (0..50)
+        .map(|i| {
+            let who = format!("lead-{i}");
+            let t =
+                w.f.idp
+                    .id_token_with(&who, "lanyard-console", json!({ "groups": ["leads"] }));
+            (who, t, i % 2 == 0)
+        })
+        .collect();
+    let base = w.f.server.base.clone();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(tokens.len()));
+    let handles: Vec<_> = tokens
+        .into_iter()
+        .map(|(who, t, approve)| {
+            let (base, id, barrier) = (base.clone(), id.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let c = crate::support::reqwest::blocking_client();
+                let verb = if approve { "approve" } else { "deny" };
+                barrier.wait();
+                let r = c
+                    .post(format!("{base}/admin/v1/approvals/{id}/{verb}"))
+                    .header("authorization", &format!("Bearer {t}"))
+                    .send()
+                    .unwrap();
+                (who, approve, r.status(), r.json())
+            })
+        })
+        .collect();
+    let answers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let winners: Vec<_> = answers.iter().filter(|a| a.2 == 200).collect();
+    assert_eq!(winners.len(), 1, "exactly one decision: {answers:?}");
+    let (winner, approved, _, body) = winners[0];
+    let status = if *approved { "approved" } else { "denied" };
+    assert_eq!(body["status"], status);
+    assert_eq!(body["decided_by"], winner.as_str());
+    for (who, _, code, body) in &answers {
+        if who == winner {
+            continue;
+        }
+        assert_eq!(*code, 409, "{who}: {body}");
+        assert_eq!(
+            body["status"], status,
+            "the loser is told what stands: {body}"
+        );
+        assert_eq!(body["decided_by"], winner.as_str(), "{body}");
+    }
+    let r = w.exchange("pull_request.create", Some(&id));
+    if *approved {
+        assert_eq!(r.status(), 200, "{}", r.body);
+        let r = w.exchange("pull_request.create", Some(&id));
+        assert_eq!(r.status(), 400, "used once: {}", r.body);
+        assert_eq!(r.json()["error"], "invalid_request");
+        // A decision arriving after the use does not bring the approval back.
+        let t =
+            w.f.idp
+                .id_token_with("late", "lanyard-console", json!({ "groups": ["leads"] }));
+        let late =
+            w.f.http
+                .post(w.f.server.url(&format!("/admin/v1/approvals/{id}/approve")))
+                .header("authorization", &format!("Bearer {t}"))
+                .send()
+                .unwrap();
+        assert_eq!(late.status(), 404, "{}", late.body);
+        let r = w.exchange("pull_request.create", Some(&id));
+        assert_eq!(r.status(), 400, "still used: {}", r.body);
+    } else {
+        assert_eq!(r.status(), 400, "{}", r.body);
+        assert_eq!(r.json()["error"], "access_denied");
+    }
+}
+
+/// Issue 24 #6: asking again for the same action while an approval is pending names the same
+/// approval (no new record); an agent has at most 20 pending approvals.
+#[test]
+fn pending_approvals_are_deduplicated_and_capped_per_agent() {
+    let f = Flow::start_configured(policy, "");
+    let w = World { f };
+    let first = w.ask();
+    assert_eq!(w.ask(), first, "the same request names the same approval");
+    let ask_for = |human: &str| {
+        let t =
+            w.f.idp
+                .id_token_with(human, "bot-secret-sso", json!({ "groups": ["staff"] }));
+        let form = crate::support::te_form(
+            &t,
+            &[("scope", "pull_request.create"), ("channel", CHANNEL)],
+        );
+        let mut form = form;
+        for p in &mut form {
+            if p.0 == "resource" {
+                p.1 = GITHUB;
+            }
+        }
+        w.f.http
+            .post(w.f.server.url("/idp/token"))
+            .basic("bot-secret", SECRET)
+            .form(&form)
+            .send()
+            .unwrap()
+    };
+    for i in 1..20 {
+        let r = ask_for(&format!("human-{i}"));
+        assert_eq!(r.json()["error"], "approval_required", "{i}: {}", r.body);
+    }
+    let r = ask_for("human-20");
+    assert_eq!(r.status(), 400, "{}", r.body);
+    assert_eq!(r.json()["error"], "access_denied", "{}", r.body);
+    // The cap counts agents' distinct requests: asking again for a pending one still works.
+    assert_eq!(ask_for("human-3").json()["error"], "approval_required");
+}
+
+/// Issue 24 #3: an `approval` claim in an ID-JAG from a partner issuer (another trust
+/// domain) is not evidence that a person here approved anything: the approval-gated action
+/// is refused at leg 2, while lanyard's own IdP role's approvals (the flow above) count.
+#[test]
+fn a_foreign_id_jags_approval_claim_is_not_honoured() {
+    use josekit::jws::{ES256, JwsHeader};
+    use josekit::jwt::{self, JwtPayload};
+    const PARTNER: &str = "https://partner-idp.example";
+    let keys = tempfile::tempdir().unwrap();
+    let mut key = ES256.generate_key_pair().unwrap();
+    key.set_key_id(Some("partner-1"));
+    let mut public: serde_json::Map<String, Value> = key.to_jwk_public_key().into();
+    public.insert("kid".into(), "partner-1".into());
+    let jwks_path = keys.path().join("partner.jwks.json");
+    std::fs::write(&jwks_path, json!({ "keys": [public] }).to_string()).unwrap();
+    let path = jwks_path.display().to_string();
+    let f = Flow::start_configured(
+        move |idp| {
+            format!(
+                "{}\n[[trusted_issuer]]\nissuer = \"{PARTNER}\"\njwks_file = \"{path}\"\nalgorithms = [\"ES256\"]\n",
+                policy(idp)
+            )
+        },
+        "",
+    );
+    let signer = ES256.signer_from_jwk(&key.to_jwk_key_pair()).unwrap();
+    let id_jag = |scope: &str, n: u32| {
+        let t = now();
+        let c = json!({
+            "iss": PARTNER, "sub": "alice", "aud": AS_ISSUER, "client_id": "bot-secret",
+            "jti": format!("partner-{n}-{}", std::process::id()), "iat": t, "exp": t + 120,
+            "resource": GITHUB, "scope": scope, "channel": CHANNEL,
+            "approval": {"id": "made-up", "approver": "mallory", "actions": ["pull_request.create"]},
+        });
+        let mut h = JwsHeader::new();
+        h.set_token_type("oauth-id-jag+jwt");
+        h.set_key_id("partner-1");
+        let p = JwtPayload::from_map(c.as_object().unwrap().clone()).unwrap();
+        jwt::encode_with_signer(&p, &h, &signer).unwrap()
+    };
+    let r = f.redeem(&id_jag("pull_request.create", 1), &[]);
+    assert_eq!(r.status(), 400, "{}", r.body);
+    assert_eq!(r.json()["error"], "invalid_grant", "{}", r.body);
+    // Control: the partner's ID-JAG itself is good for what needs no approval.
+    let r = f.redeem(&id_jag("repo.read", 2), &[]);
+    assert_eq!(r.status(), 200, "{}", r.body);
+    let (_, at) = decode(r.json()["access_token"].as_str().unwrap());
+    assert!(at.get("approval").is_none(), "{at}");
+}

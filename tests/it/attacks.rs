@@ -196,3 +196,30 @@ fn rejects_jwt_svid_where_an_id_jag_belongs() {
     let t = sign_as_idp_role(&f, "JWT", &c);
     assert_invalid_grant(&f.redeem(&t, &[]), "ID-JAG claims with typ JWT");
 }
+
+/// Issue 24 #4 (ID-JAG §9.8, RFC 7800 §3): an ID-JAG bound by a confirmation method lanyard
+/// does not enforce (`jwk`, `kid`, `jku`, mTLS `x5t#S256`, or any of them beside `jkt`) is
+/// refused, never redeemed for an unbound Bearer token.
+#[test]
+fn rejects_id_jag_bound_by_a_confirmation_method_it_cannot_enforce() {
+    let f = Flow::start();
+    let jwk = json!({"kty": "EC", "crv": "P-256",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+    for cnf in [
+        json!({"jwk": jwk}),
+        json!({"kid": "k1"}),
+        json!({"jku": "https://keys.example/jwks"}),
+        json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}),
+        json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", "jwk": jwk}),
+        json!({}),
+    ] {
+        let mut c = claims();
+        c["cnf"] = cnf.clone();
+        let t = sign_as_idp_role(&f, "oauth-id-jag+jwt", &c);
+        assert_invalid_grant(&f.redeem(&t, &[]), &format!("cnf {cnf}"));
+    }
+    // Control: the same claims without cnf are redeemed.
+    let t = sign_as_idp_role(&f, "oauth-id-jag+jwt", &claims());
+    assert_eq!(f.redeem(&t, &[]).status(), 200);
+}

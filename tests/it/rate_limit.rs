@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::reqwest::{Blocking, Resp, blocking_client};
-use crate::support::{Lanyard, Site};
+use crate::support::reqwest::{Blocking, Resp, blocking_client, blocking_client_from};
+use crate::support::{Lanyard, SECRET, Site};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
@@ -22,6 +22,16 @@ fn token_as(c: &Blocking, l: &Lanyard, client_id: &str) -> Resp {
             ("client_id", client_id),
             ("assertion", "not-a-jwt"),
         ])
+        .send()
+        .unwrap()
+}
+
+/// A jwt-bearer request that authenticates as `bot-secret` (and then fails on its assertion):
+/// it spends the agent's own budget.
+fn token_authenticated(c: &Blocking, l: &Lanyard) -> Resp {
+    c.post(l.url("/as/token"))
+        .basic("bot-secret", SECRET)
+        .form(&[("grant_type", JWT_BEARER), ("assertion", "not-a-jwt")])
         .send()
         .unwrap()
 }
@@ -53,7 +63,7 @@ fn assert_is_429(r: &Resp) {
 fn client_over_its_limit_gets_429_others_do_not_and_it_recovers() {
     let (_site, l) = start("per_client = \"1/s\"\nburst = 3\nper_address = \"off\"");
     let c = blocking_client();
-    let (passed, limited) = until_limited(50, || token_as(&c, &l, "bot-a"));
+    let (passed, limited) = until_limited(50, || token_authenticated(&c, &l));
     assert!(passed >= 3, "the burst is allowed: {passed}");
     assert_is_429(&limited);
 
@@ -62,19 +72,47 @@ fn client_over_its_limit_gets_429_others_do_not_and_it_recovers() {
     assert_ne!(other.status(), 429);
     assert_eq!(other.json()["error"], "invalid_client");
 
-    // Once a token has been refilled (1/s), bot-a is served again.
+    // Once a token has been refilled (1/s), bot-secret is served again.
     let start = Instant::now();
     loop {
-        let r = token_as(&c, &l, "bot-a");
+        let r = token_authenticated(&c, &l);
         if r.status() != 429 {
             break;
         }
         assert!(
             start.elapsed() < Duration::from_secs(5),
-            "bot-a never recovered"
+            "bot-secret never recovered"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Issue 24 #2: the client budget is charged only after authentication. Someone sending the
+/// agent's id with wrong secrets from another address is throttled (429 after its own
+/// burst of 401s) while the real agent keeps being served.
+#[test]
+fn wrong_secret_attempts_do_not_lock_out_the_real_agent() {
+    let (_site, l) = start("per_client = \"1/s\"\nburst = 3\nper_address = \"off\"");
+    let attacker = blocking_client_from(Some("127.0.0.2".parse().unwrap()));
+    let agent = blocking_client();
+    let wrong = || {
+        attacker
+            .post(l.url("/as/token"))
+            .basic("bot-secret", "wrong")
+            .form(&[("grant_type", JWT_BEARER), ("assertion", "not-a-jwt")])
+            .send()
+            .unwrap()
+    };
+    let (failed, limited) = until_limited(50, wrong);
+    assert!(failed >= 3, "the attacker's failures are counted: {failed}");
+    assert_is_429(&limited);
+    for _ in 0..20 {
+        assert_eq!(wrong().status(), 429, "the attacker stays throttled");
+    }
+    // The agent itself, authenticating, has its whole budget.
+    let r = token_authenticated(&agent, &l);
+    assert_eq!(r.status(), 400, "{}", r.body);
+    assert_eq!(r.json()["error"], "invalid_grant");
 }
 
 #[test]
@@ -105,7 +143,7 @@ fn introspection_and_revocation_are_limited_per_basic_client() {
             "/as/revoke"
         };
         c.post(l.url(ep))
-            .basic("rs-basic", "wrong")
+            .basic("bot-secret", SECRET)
             .form(&[("token", "x")])
             .send()
             .unwrap()
@@ -149,7 +187,7 @@ fn replicas_sharing_redis_share_one_budget() {
     let (passed, limited) = until_limited(50, || {
         i += 1;
         let server = if i % 2 == 0 { &a } else { &b };
-        token_as(&c, server, "bot-shared")
+        token_authenticated(&c, server)
     });
     // 5 in all, not 5 at each replica.
     assert_eq!(passed, 5);
@@ -158,8 +196,8 @@ fn replicas_sharing_redis_share_one_budget() {
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
     assert_eq!(limited.json()["error"], "temporarily_unavailable");
     // Both replicas now refuse that client, and neither refuses another.
-    assert_eq!(token_as(&c, &a, "bot-shared").status(), 429);
-    assert_eq!(token_as(&c, &b, "bot-shared").status(), 429);
+    assert_eq!(token_authenticated(&c, &a).status(), 429);
+    assert_eq!(token_authenticated(&c, &b).status(), 429);
     assert_ne!(token_as(&c, &a, "bot-other").status(), 429);
 }
 
