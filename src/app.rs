@@ -154,7 +154,7 @@ pub struct Broker {
     /// TLS configuration in force, when lanyard terminates TLS.
     pub tls: Option<crate::tls::TlsReloader>,
     /// Rate limits on the token, introspection and revocation endpoints.
-    pub limiter: crate::http::limits::Limiter,
+    pub limiter: crate::limits::Limiter,
     idp: Option<IssuerRuntime>,
     ras: Option<IssuerRuntime>,
     policy_mtime: std::sync::Mutex<Option<SystemTime>>,
@@ -200,7 +200,7 @@ impl Broker {
         let caps = capabilities();
         let runtime = |i: &IssuerSettings| -> Result<IssuerRuntime, StartError> {
             let dir = settings.keys.dir.join(i.role.as_str());
-            let ring = Keyring::load(&dir, crate::cli::retention(&settings, i))
+            let ring = Keyring::load(&dir, settings.key_retention(i))
                 .map_err(|e| format!("{} keys: {e}", i.role.as_str()))?;
             if ring.active(clock.now()).is_none() {
                 return Err(format!(
@@ -236,7 +236,7 @@ impl Broker {
             .map_err(|e| format!("tls: {e}"))?;
         Ok(Self {
             tls,
-            limiter: crate::http::limits::Limiter::new(&settings.limits),
+            limiter: crate::limits::Limiter::new(&settings.limits),
             policy_mtime: std::sync::Mutex::new(mtime(&settings.policy_file)),
             settings,
             clock,
@@ -280,10 +280,7 @@ impl Broker {
             if !force && *seen == now_mtime {
                 continue;
             }
-            match Keyring::load(
-                &i.key_dir,
-                crate::cli::retention(&self.settings, &i.settings),
-            ) {
+            match Keyring::load(&i.key_dir, self.settings.key_retention(&i.settings)) {
                 Ok(ring) => {
                     let kids: Vec<_> = ring
                         .published(self.clock.now())

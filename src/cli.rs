@@ -236,11 +236,6 @@ fn roles(s: &Settings, r: RoleArg) -> Vec<&config::IssuerSettings> {
         .collect()
 }
 
-/// How long a replaced key stays published: the role's longest token plus leeway.
-pub fn retention(s: &Settings, i: &config::IssuerSettings) -> u64 {
-    i.max_token_ttl.as_secs() + s.leeway
-}
-
 fn keys(op: KeysOp) -> ExitCode {
     let (KeysOp::Generate(a) | KeysOp::Rotate(a) | KeysOp::List(a)) = &op;
     let s = match load_settings(&a.config) {
@@ -279,7 +274,7 @@ fn keys(op: KeysOp) -> ExitCode {
                 alg,
                 now,
                 s.keys.publish_lead.as_secs(),
-                retention(&s, i),
+                s.key_retention(i),
             )
             .map(|(e, removed)| {
                 let mut m = format!(
@@ -294,7 +289,7 @@ fn keys(op: KeysOp) -> ExitCode {
                 }
                 m
             }),
-            KeysOp::List(_) => keyring::list(&dir, now, retention(&s, i)).map(|keys| {
+            KeysOp::List(_) => keyring::list(&dir, now, s.key_retention(i)).map(|keys| {
                 let mut m = format!("{} ({}):", i.role.as_str(), i.issuer);
                 for (e, st) in keys {
                     m.push_str(&format!(

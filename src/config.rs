@@ -613,6 +613,12 @@ impl Settings {
     pub fn issuers(&self) -> impl Iterator<Item = &IssuerSettings> {
         self.idp.iter().chain(self.authorization_server.iter())
     }
+
+    /// How long a replaced signing key of issuer `i` stays published (seconds): the role's
+    /// longest token plus the leeway, so that every token it signed can still be verified.
+    pub fn key_retention(&self, i: &IssuerSettings) -> u64 {
+        i.max_token_ttl.as_secs() + self.leeway
+    }
 }
 
 impl PartialEq for FormLimits {

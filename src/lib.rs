@@ -60,6 +60,7 @@ pub mod http;
 pub mod idp;
 pub mod inflight;
 pub mod lane;
+pub mod limits;
 pub mod oauth;
 pub mod policy;
 pub mod store;

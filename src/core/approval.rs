@@ -43,6 +43,7 @@ pub struct Parties<'a> {
 /// acting human is refused even when an approver list names them.
 pub fn may_decide(p: Parties<'_>, decider_sub: &str, decider: &Human) -> Result<(), Refusal> {
     let is_acting_human = decider_sub == p.human
+        || p.human_names.iter().any(|n| n == decider_sub)
         || decider.names.iter().any(|n| n == p.human)
         || decider.names.iter().any(|n| p.human_names.contains(n));
     if is_acting_human {
@@ -92,6 +93,13 @@ mod tests {
             ("erin", &["erin"], &["eng"], Err(Refusal::NotAnApprover)),
             // The acting human, even though a group of theirs is on the list.
             ("alice", &["alice"], &["leads"], Err(Refusal::OwnRequest)),
+            // The decider's subject is one of the acting human's other names.
+            (
+                "alice@acme.example",
+                &[],
+                &["leads"],
+                Err(Refusal::OwnRequest),
+            ),
             // Same person under another subject but a shared name (email).
             (
                 "alice-2",

@@ -370,11 +370,12 @@ impl VerifyKey {
         }
         let thumbprint = jwk::thumbprint(m).ok_or("unsupported key type")?;
         if m.get("kty").and_then(Value::as_str) == Some("RSA") {
+            // Leading zero bytes carry no bits: a padded short modulus is still short.
             let n = m
                 .get("n")
                 .and_then(Value::as_str)
                 .and_then(b64d)
-                .map_or(0, |n| n.len());
+                .map_or(0, |n| n.iter().skip_while(|b| **b == 0).count());
             if n < 256 {
                 return Err("RSA key shorter than 2048 bits".into());
             }
@@ -729,6 +730,16 @@ mod tests {
             (key(256, vec![0x01, 0x00, 0x00]), "even exponent"),
             (key(256, vec![0x01]), "exponent 1"),
             (key(1025, vec![0x01, 0x00, 0x01]), "8200-bit modulus"),
+            (
+                {
+                    let mut m = key(256, vec![0x01, 0x00, 0x01]);
+                    let mut n = vec![0u8; 128];
+                    n.extend(vec![0xc5u8; 128]);
+                    m.insert("n".into(), b64(n).into());
+                    m
+                },
+                "1024-bit modulus padded to 256 bytes",
+            ),
         ] {
             assert!(VerifyKey::from_jwk(&m, &["RS256"]).is_err(), "{why}");
         }

@@ -31,9 +31,14 @@ use crate::oauth::{ErrorCode, OAuthError};
 use crate::policy::HumanMatch;
 use crate::store::RecordKind;
 
-/// Most pending approvals one agent may have open at once; an agent asking again for the
-/// same action (same human, channel, resource, actions) gets the pending one back instead.
-pub const MAX_PENDING_PER_AGENT: usize = 20;
+/// Most pending approvals one agent may have open for one human at once; an agent asking
+/// again for the same action (same human, channel, resource, actions) gets the pending one
+/// back instead of a new one.
+pub const MAX_PENDING_PER_HUMAN: usize = 5;
+
+/// Most pending approvals one agent may have open in all (for every human together), so that
+/// approvers' inboxes and the store stay bounded even for an agent many people use.
+pub const MAX_PENDING_PER_AGENT: usize = 100;
 
 /// Attempts at recording a decision when the record changes between read and write.
 const DECIDE_ATTEMPTS: usize = 4;
@@ -133,13 +138,22 @@ pub async fn decide(
     now: UnixTime,
 ) -> Result<ApprovalRecord, OAuthError> {
     let kind = RecordKind::Approval;
+    let mut lost = false;
     for _ in 0..DECIDE_ATTEMPTS {
-        let raw = b
+        let Some(raw) = b
             .store
             .get(kind, id, now)
             .await
             .map_err(|e| super::record_unavailable(kind, &e))?
-            .ok_or_else(no_such_approval)?;
+        else {
+            // Gone after another decision won: approved and used at once.
+            return Err(if lost {
+                OAuthError::invalid_request("this approval was already decided and used")
+                    .with_status(409)
+            } else {
+                no_such_approval()
+            });
+        };
         let r: ApprovalRecord =
             serde_json::from_slice(&raw).map_err(|e| super::record_unavailable(kind, &e))?;
         if r.status != Status::Pending {
@@ -173,6 +187,7 @@ pub async fn decide(
             return Ok(next);
         }
         // Someone else changed it first: read again and report what they decided.
+        lost = true;
     }
     Err(OAuthError::invalid_request("this approval is being changed; try again").with_status(409))
 }
@@ -220,7 +235,9 @@ pub struct Ask<'a> {
 
 /// Record a pending approval and build the `approval_required` error naming it. An agent
 /// that asks again for the same thing gets the approval already pending for it; one with
-/// [`MAX_PENDING_PER_AGENT`] other pending approvals is refused.
+/// [`MAX_PENDING_PER_HUMAN`] other pending approvals for this human, or
+/// [`MAX_PENDING_PER_AGENT`] in all, is refused. (Two identical requests that arrive at the
+/// same instant may both create one; the caps bound what that can add up to.)
 pub async fn request(b: &Broker, ask: Ask<'_>, now: UnixTime) -> Result<OAuthError, OAuthError> {
     let mine: Vec<ApprovalRecord> = super::listed::<ApprovalRecord>(b, RecordKind::Approval, now)
         .await?
@@ -232,7 +249,8 @@ pub async fn request(b: &Broker, ask: Ask<'_>, now: UnixTime) -> Result<OAuthErr
     }) {
         return Ok(required(b, same, now));
     }
-    if mine.len() >= MAX_PENDING_PER_AGENT {
+    let for_human = mine.iter().filter(|r| r.human == ask.human.sub).count();
+    if for_human >= MAX_PENDING_PER_HUMAN || mine.len() >= MAX_PENDING_PER_AGENT {
         return Err(OAuthError::new(
             ErrorCode::AccessDenied,
             "too many pending approvals for this agent; wait for a decision",

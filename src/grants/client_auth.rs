@@ -10,6 +10,8 @@
 //!   by `iss` (never by `typ`), whose `sub` is the agent's configured subject. Such tokens are
 //!   reusable bearer credentials by design, bounded by their `exp`; no `jti` tracking.
 
+use std::time::Instant;
+
 use axum::http::{HeaderMap, header};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -20,6 +22,7 @@ use crate::config::Role;
 use crate::core::claims::ClientAssertionClaims;
 use crate::core::validate::{self, TimeRules};
 use crate::crypto::verify;
+use crate::limits::{Kind, too_many};
 use crate::oauth::client_auth::{BASIC_CHALLENGE, Presented, detect};
 use crate::oauth::{FormParams, OAuthError, metadata::CLIENT_ASSERTION_ALGS};
 use crate::policy::{Agent, Credential};
@@ -71,8 +74,11 @@ pub fn find_agent<'p>(
     }
 }
 
-/// Authenticate the request's client. Failures are 401 `invalid_client` (with a Basic
-/// challenge when Basic was used); a store outage is 503.
+/// Authenticate the request's client, then count the request against that client's rate
+/// limit (`crate::limits`: only an authenticated request spends a client's budget).
+/// Failures are 401 `invalid_client` (with a Basic challenge when Basic was used), or 429
+/// once the failures naming that client id have spent their own budget; a store outage is
+/// 503.
 pub async fn authenticate<'p>(
     b: &Broker,
     iss: &IssuerRuntime,
@@ -86,6 +92,38 @@ pub async fn authenticate<'p>(
         .map(|v| v.to_str().unwrap_or("\u{0}"));
     let presented = detect(auth, form)?
         .ok_or_else(|| OAuthError::invalid_client("client authentication required"))?;
+    let named = presented.client_id().map(str::to_owned);
+    let store = b.store.as_ref();
+    match verify_presented(b, iss, active, presented, now).await {
+        Ok(client) => {
+            b.limiter
+                .check(store, now, Kind::Client, &client.agent.id, Instant::now())
+                .await
+                .map_err(too_many)?;
+            Ok(client)
+        }
+        Err(e) if e.status == 401 => {
+            if let Some(id) = named
+                && let Err(wait) = b
+                    .limiter
+                    .check(store, now, Kind::Failure, &id, Instant::now())
+                    .await
+            {
+                return Err(too_many(wait));
+            }
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn verify_presented<'p>(
+    b: &Broker,
+    iss: &IssuerRuntime,
+    active: &'p ActivePolicy,
+    presented: Presented,
+    now: UnixTime,
+) -> Result<Client<'p>, OAuthError> {
     let method = presented.method();
     let agent = match presented {
         Presented::Basic { client_id, secret } => secret_auth(active, iss, &client_id, &secret)

@@ -42,9 +42,7 @@ pub async fn handle(
     let now = b.clock.now();
     let active = b.policy.load_full();
     let client = client_auth::authenticate(b, iss, &active, headers, form, now).await?;
-    let id = client.agent.id.clone();
-    let out = answer(b, iss, &active, &client, form, now).await;
-    Ok(super::authenticated_as(out, id))
+    answer(b, iss, &active, &client, form, now).await
 }
 
 /// The answer to an authenticated client.

@@ -20,9 +20,29 @@ use axum::response::Response;
 use crate::app::{Broker, IssuerRuntime};
 use crate::audit;
 use crate::clock::UnixTime;
+use crate::config::Role;
 use crate::core::Rejection;
-use crate::http::token::GrantType;
-use crate::oauth::{ErrorCode, FormParams, OAuthError};
+use crate::oauth::{ErrorCode, FormParams, OAuthError, urn};
+
+/// The grant types lanyard knows; each role serves one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantType {
+    /// RFC 8693, at the IdP role.
+    TokenExchange,
+    /// RFC 7523, at the resource-AS role.
+    JwtBearer,
+}
+
+impl GrantType {
+    /// The grant type `value` names at the issuer playing `role`, if that issuer serves it.
+    pub fn for_role(role: Role, value: &str) -> Option<Self> {
+        match (role, value) {
+            (Role::Idp, urn::GRANT_TOKEN_EXCHANGE) => Some(Self::TokenExchange),
+            (Role::AuthorizationServer, urn::GRANT_JWT_BEARER) => Some(Self::JwtBearer),
+            _ => None,
+        }
+    }
+}
 
 /// Authenticate the client, check any DPoP proof, then run the grant.
 pub async fn dispatch(
@@ -35,30 +55,15 @@ pub async fn dispatch(
     let now = b.clock.now();
     let active = b.policy.load_full();
     let client = client_auth::authenticate(b, iss, &active, headers, &form, now).await?;
-    let id = client.agent.id.clone();
-    let out = async {
-        let proof = dpop::check(b, iss, headers, now).await?;
-        match grant {
-            GrantType::TokenExchange => {
-                token_exchange::handle(b, iss, &active, client, proof, &form, now).await
-            }
-            GrantType::JwtBearer => {
-                jwt_bearer::handle(b, iss, &active, client, proof, &form, headers, now).await
-            }
+    let proof = dpop::check(b, iss, headers, now).await?;
+    match grant {
+        GrantType::TokenExchange => {
+            token_exchange::handle(b, iss, &active, client, proof, &form, now).await
+        }
+        GrantType::JwtBearer => {
+            jwt_bearer::handle(b, iss, &active, client, proof, &form, headers, now).await
         }
     }
-    .await;
-    Ok(authenticated_as(out, id))
-}
-
-/// The answer to a request that authenticated as client `id`, marked so that the rate
-/// limiter charges that client's budget (and only then; see `http::limits`).
-pub(crate) fn authenticated_as(out: Result<Response, OAuthError>, id: String) -> Response {
-    use axum::response::IntoResponse;
-    let mut resp = out.unwrap_or_else(IntoResponse::into_response);
-    resp.extensions_mut()
-        .insert(crate::http::limits::AuthenticatedClient(id));
-    resp
 }
 
 /// Revocations that stop issuance (DESIGN "clean revocation"): the agent's grant in this

@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::Broker;
 use crate::config::Role;
-use crate::oauth::{OAuthError, urn};
+use crate::grants::GrantType;
+use crate::oauth::OAuthError;
 
 /// Parameters that may appear at most once in any token request (RFC 6749 §3.2). `resource`
 /// and `audience` may repeat (RFC 8693 §2.1); each grant decides what it accepts.
@@ -32,25 +33,6 @@ const SINGLE: &[&str] = &[
     "channel",
     "approval_id",
 ];
-
-/// The grant types lanyard knows; each role serves one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GrantType {
-    /// RFC 8693, at the IdP role.
-    TokenExchange,
-    /// RFC 7523, at the resource-AS role.
-    JwtBearer,
-}
-
-impl GrantType {
-    fn for_role(role: Role, value: &str) -> Option<Self> {
-        match (role, value) {
-            (Role::Idp, urn::GRANT_TOKEN_EXCHANGE) => Some(Self::TokenExchange),
-            (Role::AuthorizationServer, urn::GRANT_JWT_BEARER) => Some(Self::JwtBearer),
-            _ => None,
-        }
-    }
-}
 
 /// The token endpoint of the issuer playing `role`.
 pub async fn token(State(broker): State<Arc<Broker>>, role: Role, req: Request) -> Response {

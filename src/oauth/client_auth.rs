@@ -38,6 +38,15 @@ pub enum Presented {
 }
 
 impl Presented {
+    /// The client id the request names, before it is verified (an assertion's is only the
+    /// form's `client_id`, when sent).
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Self::Basic { client_id, .. } | Self::Post { client_id, .. } => Some(client_id),
+            Self::Assertion { client_id, .. } => client_id.as_deref(),
+        }
+    }
+
     /// The method name as in `token_endpoint_auth_methods_supported`.
     pub fn method(&self) -> &'static str {
         match self {

@@ -322,43 +322,72 @@ fn decision_race(w: &World) {
 }
 
 /// Issue 24 #6: asking again for the same action while an approval is pending names the same
-/// approval (no new record); an agent has at most 20 pending approvals.
+/// approval (no new record); an agent has at most 100 pending approvals in all.
 #[test]
 fn pending_approvals_are_deduplicated_and_capped_per_agent() {
     let f = Flow::start_configured(policy, "");
     let w = World { f };
     let first = w.ask();
     assert_eq!(w.ask(), first, "the same request names the same approval");
-    let ask_for = |human: &str| {
-        let t =
-            w.f.idp
-                .id_token_with(human, "bot-secret-sso", json!({ "groups": ["staff"] }));
-        let form = crate::support::te_form(
-            &t,
-            &[("scope", "pull_request.create"), ("channel", CHANNEL)],
-        );
-        let mut form = form;
-        for p in &mut form {
-            if p.0 == "resource" {
-                p.1 = GITHUB;
-            }
-        }
-        w.f.http
-            .post(w.f.server.url("/idp/token"))
-            .basic("bot-secret", SECRET)
-            .form(&form)
-            .send()
-            .unwrap()
-    };
-    for i in 1..20 {
+    let ask_for = |human: &str| ask_as(&w, human, "pull_request.create");
+    for i in 1..100 {
         let r = ask_for(&format!("human-{i}"));
         assert_eq!(r.json()["error"], "approval_required", "{i}: {}", r.body);
     }
-    let r = ask_for("human-20");
+    let r = ask_for("human-100");
     assert_eq!(r.status(), 400, "{}", r.body);
     assert_eq!(r.json()["error"], "access_denied", "{}", r.body);
-    // The cap counts agents' distinct requests: asking again for a pending one still works.
+    // Asking again for one already pending still names it.
     assert_eq!(ask_for("human-3").json()["error"], "approval_required");
+}
+
+/// One human's requests through one agent hold at most 5 pending approvals, so that nobody
+/// can fill an agent's whole allowance alone.
+#[test]
+fn pending_approvals_are_capped_per_human() {
+    let many = |idp: &str| {
+        let gated: Vec<String> = (1..=6).map(|i| format!("\"a{i}\"")).collect();
+        let list = gated.join(", ");
+        policy(idp)
+            .replace(
+                "actions = [\"repo.read\", \"pull_request.create\"]",
+                &format!("actions = [\"repo.read\", \"pull_request.create\", {list}]"),
+            )
+            .replace(
+                "approval = { actions = [\"pull_request.create\"]",
+                &format!("approval = {{ actions = [\"pull_request.create\", {list}]"),
+            )
+    };
+    let f = Flow::start_configured(many, "");
+    let w = World { f };
+    for i in 1..=5 {
+        let r = ask_as(&w, "alice", &format!("a{i}"));
+        assert_eq!(r.json()["error"], "approval_required", "a{i}: {}", r.body);
+    }
+    let r = ask_as(&w, "alice", "a6");
+    assert_eq!(r.json()["error"], "access_denied", "{}", r.body);
+    // Another human is not held back by alice's.
+    let r = ask_as(&w, "bob", "a6");
+    assert_eq!(r.json()["error"], "approval_required", "{}", r.body);
+}
+
+/// Leg 1 for `bot-secret` acting for `human` (in `staff`), asking for `scope` in the channel.
+fn ask_as(w: &World, human: &str, scope: &str) -> Resp {
+    let t =
+        w.f.idp
+            .id_token_with(human, "bot-secret-sso", json!({ "groups": ["staff"] }));
+    let mut form = crate::support::te_form(&t, &[("scope", scope), ("channel", CHANNEL)]);
+    for p in &mut form {
+        if p.0 == "resource" {
+            p.1 = GITHUB;
+        }
+    }
+    w.f.http
+        .post(w.f.server.url("/idp/token"))
+        .basic("bot-secret", SECRET)
+        .form(&form)
+        .send()
+        .unwrap()
 }
 
 /// Issue 24 #3: an `approval` claim in an ID-JAG from a partner issuer (another trust

@@ -312,12 +312,6 @@ pub mod reqwest {
     }
 
     pub fn blocking_client() -> Blocking {
-        blocking_client_from(None)
-    }
-
-    /// A client whose connections leave from `local` (e.g. 127.0.0.2: another remote
-    /// address, as far as lanyard on 127.0.0.1 can tell).
-    pub fn blocking_client_from(local: Option<std::net::IpAddr>) -> Blocking {
         Blocking {
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -326,7 +320,6 @@ pub mod reqwest {
             client: ::reqwest::Client::builder()
                 .redirect(::reqwest::redirect::Policy::none())
                 .timeout(std::time::Duration::from_secs(10))
-                .local_address(local)
                 .build()
                 .unwrap(),
         }
