@@ -1,5 +1,6 @@
 //! Composition root: validated settings → a [`Broker`] holding the store, the keyrings, the
-//! policy and the clock; background reloading; serving with graceful shutdown.
+//! policy and the clock, and the reloading of keys and policy. Serving it is
+//! [`crate::server`]'s job.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,12 +9,12 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::config::{IssuerSettings, Role, Settings, StoreSettings};
 use crate::crypto::verify::KeySet;
 use crate::crypto::{Keyring, keyring};
-use crate::http::metrics::Metrics;
 use crate::idp::{Fetcher, KeySource, Upstreams};
+use crate::metrics::Metrics;
 use crate::oauth::metadata::{self, Capabilities};
 use crate::policy::{Credential, Policy};
 use crate::store::Store;
@@ -149,8 +150,6 @@ pub struct Broker {
     pub fetcher: Fetcher,
     /// Request metrics.
     pub metrics: Metrics,
-    /// Dev-mode state (dev IdP, demo credentials), only under `serve --dev`.
-    pub dev: Option<crate::dev::DevState>,
     /// TLS configuration in force, when lanyard terminates TLS.
     pub tls: Option<crate::tls::TlsReloader>,
     /// Rate limits on the token, introspection and revocation endpoints.
@@ -180,14 +179,10 @@ fn mtime(p: &std::path::Path) -> Option<SystemTime> {
 
 impl Broker {
     /// Open the store, load the keyrings and the policy. Any failure stops startup.
-    pub fn open(
-        settings: Settings,
-        clock: Arc<dyn Clock>,
-        dev: Option<crate::dev::DevState>,
-    ) -> Result<Self, StartError> {
+    pub fn open(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         let store = open_store(&settings.store, StoreOpen::CreateIfMissing, clock.clone())
             .map_err(|e| format!("store: {e}"))?;
-        Self::with_store(settings, clock, store, dev)
+        Self::with_store(settings, clock, store)
     }
 
     /// Build around a given store.
@@ -195,7 +190,6 @@ impl Broker {
         settings: Settings,
         clock: Arc<dyn Clock>,
         store: Arc<dyn Store>,
-        dev: Option<crate::dev::DevState>,
     ) -> Result<Self, StartError> {
         let caps = capabilities();
         let runtime = |i: &IssuerSettings| -> Result<IssuerRuntime, StartError> {
@@ -244,7 +238,6 @@ impl Broker {
             policy: ArcSwap::from_pointee(ActivePolicy::build(policy, None)),
             fetcher,
             metrics: Metrics::default(),
-            dev,
             idp,
             ras,
             draining: AtomicBool::new(false),
@@ -267,6 +260,11 @@ impl Broker {
     /// Whether SIGTERM has been received.
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Start draining: readiness turns false while in-flight requests finish.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
     }
 
     /// Re-read keyrings whose manifest changed (or all, when `force`). A keyring that fails to
@@ -324,122 +322,4 @@ impl Broker {
             }
         }
     }
-}
-
-/// Serve until SIGTERM/SIGINT, then drain for `shutdown_grace`.
-pub async fn serve(settings: Settings) -> Result<(), StartError> {
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| format!("cannot bind {}: {e}", settings.listen))?;
-    let broker = Arc::new(Broker::open(settings, Arc::new(SystemClock), None)?);
-    // A shared store may be down at startup: serve anyway (not ready, nothing issued) and
-    // pick it up when it answers, rather than crash-looping.
-    if let Err(e) = broker.store.ping().await {
-        tracing::warn!(error = %e, "store not reachable yet; /readyz stays false until it answers");
-    }
-    run(broker, listener).await
-}
-
-/// Serve `broker` on a bound listener (dev mode and tests bind first).
-pub async fn run(broker: Arc<Broker>, listener: tokio::net::TcpListener) -> Result<(), StartError> {
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    for i in broker.issuers() {
-        tracing::info!(role = i.settings.role.as_str(), issuer = %i.settings.issuer, "serving issuer");
-    }
-    let tls = match broker.settings.tls.as_ref() {
-        None => "off",
-        Some(t) if t.require_client_cert => "mtls-required",
-        Some(t) if t.client_ca_file.is_some() => "mtls-optional",
-        Some(_) => "on",
-    };
-    tracing::info!(%addr, tls, "lanyard listening");
-    spawn_background(broker.clone());
-    let grace = broker.settings.shutdown_grace;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let b2 = broker.clone();
-    let on_signal = async move {
-        shutdown_signal().await;
-        b2.draining.store(true, Ordering::Relaxed);
-        tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
-        let _ = stop_tx.send(());
-    };
-    let server = crate::http::serve::serve(broker, listener, on_signal);
-    // Stop waiting for stragglers once the grace period after the signal has passed.
-    let drained = async {
-        let _ = stop_rx.await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        r = server => r?,
-        () = drained => tracing::warn!("grace period over; closing remaining connections"),
-    }
-    tracing::info!("stopped");
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = int.recv() => {},
-            }
-        }
-        _ => {
-            tracing::error!("cannot install signal handlers; SIGTERM will kill without draining");
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-/// Reload keys and policy on change and on SIGHUP; purge expired state.
-fn spawn_background(b: Arc<Broker>) {
-    let tick = b
-        .settings
-        .keys
-        .reload_interval
-        .min(b.settings.policy_reload_interval);
-    let rb = b.clone();
-    tokio::spawn(async move {
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        loop {
-            let forced = match hup.as_mut() {
-                Some(h) => tokio::select! {
-                    _ = tokio::time::sleep(tick) => false,
-                    _ = h.recv() => true,
-                },
-                None => {
-                    tokio::time::sleep(tick).await;
-                    false
-                }
-            };
-            if forced {
-                tracing::info!("SIGHUP: reloading keys, policy and TLS certificate");
-            }
-            let b = rb.clone();
-            // File reads and key parsing are blocking work.
-            let _ = tokio::task::spawn_blocking(move || {
-                b.reload_keys(forced);
-                b.reload_policy(forced);
-                if let Some(t) = &b.tls {
-                    t.reload(forced);
-                }
-            })
-            .await;
-        }
-    });
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            match b.store.purge_expired(b.clock.now()).await {
-                Ok(n) if n > 0 => tracing::debug!(purged = n, "expired state purged"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "purge failed"),
-            }
-        }
-    });
 }

@@ -213,7 +213,7 @@ fn serve(a: ServeArgs) -> ExitCode {
             }
         }
         crate::telemetry::init(settings.log_format, &settings.log_level);
-        rt.block_on(crate::app::serve(settings))
+        rt.block_on(crate::server::serve(settings))
     };
     // Log lines are written in batches; write out the last one.
     crate::telemetry::flush();

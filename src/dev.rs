@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -299,7 +300,7 @@ pub async fn serve(listen: Option<String>) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot bind {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    let (broker, banner) = build(bound, Arc::new(SystemClock))?;
+    let (broker, state, banner) = build(bound, Arc::new(SystemClock))?;
     // Not println!: a reader that closes stdout once it has the banner (the walkthrough
     // test does) must not make the server panic on EPIPE.
     {
@@ -307,11 +308,16 @@ pub async fn serve(listen: Option<String>) -> Result<(), String> {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{banner}").and_then(|()| out.flush());
     }
-    crate::app::run(Arc::new(broker), listener).await
+    let broker = Arc::new(broker);
+    let extra = routes(&broker, Arc::new(state));
+    crate::server::run(broker, listener, Some(extra)).await
 }
 
 /// Build a dev broker for a server at `addr`; returns it with the printed walkthrough.
-pub fn build(addr: SocketAddr, clock: Arc<dyn Clock>) -> Result<(Broker, String), String> {
+pub fn build(
+    addr: SocketAddr,
+    clock: Arc<dyn Clock>,
+) -> Result<(Broker, DevState, String), String> {
     let dir = tempfile::Builder::new()
         .prefix("lanyard-dev-")
         .tempdir()
@@ -472,8 +478,8 @@ pub fn build(addr: SocketAddr, clock: Arc<dyn Clock>) -> Result<(Broker, String)
         },
         _dir: dir,
     };
-    let broker = Broker::open(settings, clock, Some(state))?;
-    Ok((broker, banner))
+    let broker = Broker::open(settings, clock)?;
+    Ok((broker, state, banner))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -567,9 +573,9 @@ pub const DEV_RS_PATH: &str = "/dev-rs/github";
 /// Dev-mode routes: bootstrap, the dev IdP, and the demo resource server for [`GITHUB`]
 /// (verifying the AS role's tokens through RFC 8414 discovery over loopback, like any
 /// resource server would).
-pub fn routes(b: &Broker) -> Router<Arc<Broker>> {
+pub fn routes(b: &Broker, d: Arc<DevState>) -> Router<Arc<Broker>> {
     let mut r = Router::new();
-    if let (Some(d), Some(ras)) = (&b.dev, b.issuer(Role::AuthorizationServer)) {
+    if let Some(ras) = b.issuer(Role::AuthorizationServer) {
         let mut cfg = crate::verifier::VerifierConfig::new(ras.settings.issuer.clone(), GITHUB);
         cfg.algorithms = vec![b.settings.keys.algorithm.as_str()];
         cfg.revocations_uri = Some(format!("{}/revocations", ras.settings.issuer));
@@ -605,16 +611,13 @@ pub fn routes(b: &Broker) -> Router<Arc<Broker>> {
         )
         .route(&format!("{DEV_IDP_PATH}/jwks.json"), get(jwks))
         .route(&format!("{DEV_IDP_PATH}/mint"), post(mint))
+        .layer(Extension(d))
 }
 
-fn dev(b: &Broker) -> Result<&DevState, OAuthError> {
-    b.dev
-        .as_ref()
-        .ok_or_else(|| OAuthError::invalid_request("dev mode only"))
-}
-
-async fn bootstrap(State(b): State<Arc<Broker>>) -> Result<Response, OAuthError> {
-    let d = dev(&b)?;
+async fn bootstrap(
+    State(b): State<Arc<Broker>>,
+    Extension(d): Extension<Arc<DevState>>,
+) -> Result<Response, OAuthError> {
     let body = json!({
         "warning": "lanyard dev mode: INSECURE demo credentials, never use outside this machine",
         "idp_issuer": b.issuer(Role::Idp).map(|i| i.settings.issuer.clone()),
@@ -666,8 +669,7 @@ async fn bootstrap(State(b): State<Arc<Broker>>) -> Result<Response, OAuthError>
     ))
 }
 
-async fn discovery(State(b): State<Arc<Broker>>) -> Result<Response, OAuthError> {
-    let d = dev(&b)?;
+async fn discovery(Extension(d): Extension<Arc<DevState>>) -> Result<Response, OAuthError> {
     Ok(axum::Json(json!({
         "issuer": d.idp_issuer,
         "jwks_uri": format!("{}/jwks.json", d.idp_issuer),
@@ -681,8 +683,7 @@ async fn discovery(State(b): State<Arc<Broker>>) -> Result<Response, OAuthError>
     .into_response())
 }
 
-async fn jwks(State(b): State<Arc<Broker>>) -> Result<Response, OAuthError> {
-    let d = dev(&b)?;
+async fn jwks(Extension(d): Extension<Arc<DevState>>) -> Result<Response, OAuthError> {
     Ok(
         axum::Json(json!({ "keys": [Value::Object(d.idp_key.public_jwk().clone())] }))
             .into_response(),
@@ -692,8 +693,11 @@ async fn jwks(State(b): State<Arc<Broker>>) -> Result<Response, OAuthError> {
 /// `POST /dev-idp/mint` with `user` (alice, bob) and `client_id` (the agent's SSO client id):
 /// an ID token for that human, as an enterprise IdP would issue after a login. Optional
 /// `auth_time_ago` (seconds) back-dates the login, to try `max_age` step-up.
-async fn mint(State(b): State<Arc<Broker>>, req: Request) -> Result<Response, OAuthError> {
-    let d = dev(&b)?;
+async fn mint(
+    State(b): State<Arc<Broker>>,
+    Extension(d): Extension<Arc<DevState>>,
+    req: Request,
+) -> Result<Response, OAuthError> {
     let (parts, body) = req.into_parts();
     let form =
         crate::http::extract::oauth_form(&parts.headers, body, 64 * 1024, &FormLimits::default())

@@ -9,9 +9,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument as _;
 
-use super::metrics::Endpoint;
 use super::response::ErrorCodeSeen;
 use crate::app::Broker;
+use crate::metrics::Endpoint;
 use crate::oauth::OAuthError;
 
 /// Accept a caller's request id only if it is short and plain; otherwise mint one.

@@ -5,7 +5,6 @@ pub mod admin;
 pub mod demo_rs;
 pub mod extract;
 pub mod limits;
-pub mod metrics;
 pub mod require;
 pub mod response;
 pub mod serve;
@@ -25,16 +24,20 @@ use crate::app::Broker;
 use crate::config::IssuerSettings;
 use crate::oauth::OAuthError;
 
-/// Build the whole router for a broker.
-pub fn router(broker: Arc<Broker>) -> Router {
+/// Routes that share the broker as state, e.g. those dev mode adds.
+pub type Routes = Router<Arc<Broker>>;
+
+/// Build the whole router for a broker, with `extra` routes (dev mode's) merged in under the
+/// same limits and middleware.
+pub fn router(broker: Arc<Broker>, extra: Option<Routes>) -> Router {
     let mut r = Router::new();
     for iss in broker.issuers() {
         r = issuer_routes(r, &iss.settings, &broker);
     }
     r = r.merge(admin::router(broker.clone()));
     r = r.merge(crate::grants::access_request::routes(&broker));
-    if broker.dev.is_some() {
-        r = r.merge(crate::dev::routes(&broker));
+    if let Some(extra) = extra {
+        r = r.merge(extra);
     }
     // The cap on concurrent requests covers everything but the probes and metrics, so that
     // an overloaded replica is not restarted by its liveness probe.

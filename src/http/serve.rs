@@ -163,9 +163,10 @@ async fn connection(
 pub async fn serve(
     broker: Arc<Broker>,
     listener: tokio::net::TcpListener,
+    extra: Option<super::Routes>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
-    let app = super::router(broker.clone());
+    let app = super::router(broker.clone(), extra);
     let n = crate::lane::count();
     let all_drained = Arc::new(tokio::sync::Barrier::new(n));
     let lanes = (0..n)

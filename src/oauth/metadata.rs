@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
+use super::issuer::{IssuerSettings, Role};
 use super::urn;
-use crate::config::{IssuerSettings, Role};
 
 /// Client authentication methods lanyard's token endpoint accepts.
 pub const TOKEN_ENDPOINT_AUTH_METHODS: &[&str] = &[

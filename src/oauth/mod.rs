@@ -5,6 +5,7 @@
 pub mod client_auth;
 pub mod error;
 pub mod form;
+pub mod issuer;
 pub mod metadata;
 pub mod urn;
 

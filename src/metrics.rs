@@ -1,4 +1,6 @@
-//! Prometheus metrics without locks: fixed label sets, atomic counters.
+//! Prometheus metrics without locks: fixed label sets, atomic counters. Kept below every
+//! layer that counts something (the HTTP edge counts requests; the grants will count
+//! issuance and refusals), rendered by `GET /metrics`.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
