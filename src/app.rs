@@ -11,101 +11,11 @@ use arc_swap::ArcSwap;
 
 use crate::clock::Clock;
 use crate::config::{IssuerSettings, Role, Settings, StoreSettings};
-use crate::crypto::verify::KeySet;
 use crate::crypto::{Keyring, keyring};
-use crate::idp::{Fetcher, KeySource, Upstreams};
-use crate::metrics::Metrics;
+use crate::grants::cx::{ActivePolicy, GrantCx, IssuerRuntime};
+use crate::idp::Fetcher;
 use crate::oauth::metadata::{self, Capabilities};
-use crate::policy::{Credential, Policy};
 use crate::store::Store;
-
-/// The policy in force with everything derived from it once per load: agents'
-/// `private_key_jwt` keys parsed, upstream key caches (kept across reloads when unchanged).
-pub struct ActivePolicy {
-    /// The policy file.
-    pub policy: Policy,
-    /// Parsed client-assertion keys, by agent id.
-    pub agent_keys: std::collections::HashMap<String, KeySet>,
-    /// Enterprise IdPs, trusted ID-JAG issuers and workload issuers, by issuer.
-    pub upstreams: Upstreams,
-}
-
-fn algs(list: &[crate::policy::Algorithm]) -> Vec<&'static str> {
-    list.iter().map(|a| a.as_str()).collect()
-}
-
-impl ActivePolicy {
-    /// Derive from a policy, reusing upstream caches of `previous` where nothing changed.
-    pub fn build(policy: Policy, previous: Option<&ActivePolicy>) -> Self {
-        let mut agent_keys = std::collections::HashMap::new();
-        for a in policy.agents() {
-            if let Credential::Jwks(j) = &a.credential {
-                match KeySet::from_jwks(&j.jwks, crate::oauth::metadata::CLIENT_ASSERTION_ALGS) {
-                    Ok(k) => {
-                        agent_keys.insert(a.id.clone(), k);
-                    }
-                    Err(e) => {
-                        tracing::error!(agent = %a.id, error = %e, "agent JWKS has no usable key; the agent cannot authenticate")
-                    }
-                }
-            }
-        }
-        let source = |j: &Option<crate::policy::StaticJwks>, d: KeySource| match j {
-            Some(s) => KeySource::Static(s.jwks.clone()),
-            None => d,
-        };
-        let mut wanted = Vec::new();
-        for i in policy.idps() {
-            wanted.push((
-                i.issuer.clone(),
-                source(&i.jwks, KeySource::OidcDiscovery),
-                algs(&i.algorithms),
-                i.allow_insecure_http,
-            ));
-        }
-        for t in policy.trusted_issuers() {
-            wanted.push((
-                t.issuer.clone(),
-                source(&t.jwks, KeySource::AsMetadata),
-                algs(&t.algorithms),
-                t.allow_insecure_http,
-            ));
-        }
-        for a in policy.agents() {
-            if let Credential::Workload { issuer, .. } = &a.credential
-                && !wanted.iter().any(|(i, ..)| i == issuer)
-            {
-                wanted.push((
-                    issuer.clone(),
-                    KeySource::AsMetadata,
-                    crate::crypto::verify::ASYMMETRIC_ALGS.to_vec(),
-                    false,
-                ));
-            }
-        }
-        let upstreams = match previous {
-            Some(p) => p.upstreams.rebuild(wanted),
-            None => Upstreams::default().rebuild(wanted),
-        };
-        Self {
-            policy,
-            agent_keys,
-            upstreams,
-        }
-    }
-}
-
-/// One issuer (trust domain) served by this process.
-pub struct IssuerRuntime {
-    /// Its settings.
-    pub settings: IssuerSettings,
-    /// Its signing keys; swapped whole on reload.
-    pub keys: ArcSwap<Keyring>,
-    /// The metadata document, serialized once.
-    pub metadata_json: Vec<u8>,
-    key_dir: PathBuf,
-    key_mtime: std::sync::Mutex<Option<SystemTime>>,
-}
 
 /// Whether opening the store may create it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,28 +46,25 @@ pub fn open_store(
     })
 }
 
-/// Everything a request needs.
+/// Everything a request needs: the grant context (dereferenced to, so that `broker.store`
+/// and `broker.issuer(..)` read through), plus what belongs to this process's life — the TLS
+/// configuration, the files watched for reloads, and whether it is draining.
 pub struct Broker {
-    /// Settings.
-    pub settings: Settings,
-    /// The clock.
-    pub clock: Arc<dyn Clock>,
-    /// Runtime state.
-    pub store: Arc<dyn Store>,
-    /// The human-owned policy and what is derived from it; swapped whole on reload.
-    pub policy: ArcSwap<ActivePolicy>,
-    /// Bounded HTTP client for upstream discovery and JWKS.
-    pub fetcher: Fetcher,
-    /// Request metrics.
-    pub metrics: Metrics,
+    cx: GrantCx,
     /// TLS configuration in force, when lanyard terminates TLS.
     pub tls: Option<crate::tls::TlsReloader>,
-    /// Rate limits on the token, introspection and revocation endpoints.
-    pub limiter: crate::limits::Limiter,
-    idp: Option<IssuerRuntime>,
-    ras: Option<IssuerRuntime>,
+    /// Each issuer's key directory and the manifest time last loaded from it.
+    key_watch: Vec<(Role, PathBuf, std::sync::Mutex<Option<SystemTime>>)>,
     policy_mtime: std::sync::Mutex<Option<SystemTime>>,
     draining: AtomicBool,
+}
+
+impl std::ops::Deref for Broker {
+    type Target = GrantCx;
+
+    fn deref(&self) -> &GrantCx {
+        &self.cx
+    }
 }
 
 /// What the optional features of this build advertise.
@@ -192,7 +99,8 @@ impl Broker {
         store: Arc<dyn Store>,
     ) -> Result<Self, StartError> {
         let caps = capabilities();
-        let runtime = |i: &IssuerSettings| -> Result<IssuerRuntime, StartError> {
+        let mut key_watch = Vec::new();
+        let mut runtime = |i: &IssuerSettings| -> Result<IssuerRuntime, StartError> {
             let dir = settings.keys.dir.join(i.role.as_str());
             let ring = Keyring::load(&dir, settings.key_retention(i))
                 .map_err(|e| format!("{} keys: {e}", i.role.as_str()))?;
@@ -203,20 +111,23 @@ impl Broker {
                     dir.display()
                 ));
             }
+            key_watch.push((
+                i.role,
+                dir.clone(),
+                std::sync::Mutex::new(keyring::manifest_mtime(&dir)),
+            ));
             Ok(IssuerRuntime {
                 settings: i.clone(),
                 keys: ArcSwap::from_pointee(ring),
                 metadata_json: serde_json::to_vec(&metadata::document(i, &caps))
                     .unwrap_or_default(),
-                key_mtime: std::sync::Mutex::new(keyring::manifest_mtime(&dir)),
-                key_dir: dir,
             })
         };
-        let idp = settings.idp.as_ref().map(&runtime).transpose()?;
+        let idp = settings.idp.as_ref().map(&mut runtime).transpose()?;
         let ras = settings
             .authorization_server
             .as_ref()
-            .map(&runtime)
+            .map(&mut runtime)
             .transpose()?;
         let policy = crate::policy::load(&settings.policy_file)
             .map_err(|e| format!("policy {}:\n{e}", settings.policy_file.display()))?;
@@ -228,33 +139,23 @@ impl Broker {
             .map(crate::tls::TlsReloader::new)
             .transpose()
             .map_err(|e| format!("tls: {e}"))?;
-        Ok(Self {
-            tls,
-            limiter: crate::limits::Limiter::new(&settings.limits),
-            policy_mtime: std::sync::Mutex::new(mtime(&settings.policy_file)),
+        let policy_mtime = std::sync::Mutex::new(mtime(&settings.policy_file));
+        let cx = GrantCx::new(
             settings,
             clock,
             store,
-            policy: ArcSwap::from_pointee(ActivePolicy::build(policy, None)),
+            ActivePolicy::build(policy, None),
             fetcher,
-            metrics: Metrics::default(),
             idp,
             ras,
+        );
+        Ok(Self {
+            cx,
+            tls,
+            key_watch,
+            policy_mtime,
             draining: AtomicBool::new(false),
         })
-    }
-
-    /// The issuer playing `role`, if enabled.
-    pub fn issuer(&self, role: Role) -> Option<&IssuerRuntime> {
-        match role {
-            Role::Idp => self.idp.as_ref(),
-            Role::AuthorizationServer => self.ras.as_ref(),
-        }
-    }
-
-    /// Every enabled issuer.
-    pub fn issuers(&self) -> impl Iterator<Item = &IssuerRuntime> {
-        self.idp.iter().chain(self.ras.iter())
     }
 
     /// Whether SIGTERM has been received.
@@ -270,15 +171,18 @@ impl Broker {
     /// Re-read keyrings whose manifest changed (or all, when `force`). A keyring that fails to
     /// load is reported and the one in force stays.
     pub fn reload_keys(&self, force: bool) {
-        for i in self.issuers() {
-            let now_mtime = keyring::manifest_mtime(&i.key_dir);
-            let Ok(mut seen) = i.key_mtime.lock() else {
+        for (role, dir, seen) in &self.key_watch {
+            let Some(i) = self.issuer(*role) else {
+                continue;
+            };
+            let now_mtime = keyring::manifest_mtime(dir);
+            let Ok(mut seen) = seen.lock() else {
                 continue;
             };
             if !force && *seen == now_mtime {
                 continue;
             }
-            match Keyring::load(&i.key_dir, self.settings.key_retention(&i.settings)) {
+            match Keyring::load(dir, self.settings.key_retention(&i.settings)) {
                 Ok(ring) => {
                     let kids: Vec<_> = ring
                         .published(self.clock.now())

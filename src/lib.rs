@@ -62,6 +62,7 @@ pub mod inflight;
 pub mod lane;
 pub mod limits;
 pub mod metrics;
+pub mod notify;
 pub mod oauth;
 pub mod policy;
 pub mod server;

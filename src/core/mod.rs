@@ -1,4 +1,4 @@
-//! The pure core: no I/O, no clock, no randomness, no josekit/axum/redis.
+//! The pure core: no I/O, no clock, no randomness, no JOSE, web framework or store crates.
 //!
 //! It takes verified claims, a policy snapshot and `now`, and returns a decision or a typed
 //! [`Rejection`]. Each grant maps rejections to wire errors in its own exhaustive `match`.

@@ -8,7 +8,7 @@
 //! - `GET {idp issuer}/access-requests/{id}` (same client authentication): the agent polls its
 //!   own request; another agent's request is 404.
 //! - Humans decide on the admin API (`/admin/v1/access-requests…`, see
-//!   [`crate::http::admin`]): an admin or approver approves — which makes a runtime `extend`
+//!   the HTTP layer's admin routes): an admin or approver approves — which makes a runtime `extend`
 //!   grant ([`super::runtime`]) for the request's actions, default lifetime
 //!   `runtime_grants.default_ttl` — or denies. No agent credential opens those routes.
 //! - The agent's owner is told through the API (`GET /admin/v1/access-requests?owner=…`) and,
@@ -17,18 +17,11 @@
 //!
 //! Every step writes an audit record (`event = "access_request"`).
 
-use std::sync::Arc;
-
-use axum::Router;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::client_auth;
-use crate::app::Broker;
+use super::cx::GrantCx;
+use super::{Answer, RequestHeaders, client_auth};
 use crate::audit;
 use crate::clock::UnixTime;
 use crate::config::Role;
@@ -109,7 +102,7 @@ fn unavailable(e: StoreError) -> OAuthError {
 
 /// Read a request.
 pub async fn load(
-    b: &Broker,
+    b: &GrantCx,
     id: &str,
     now: UnixTime,
 ) -> Result<Option<AccessRequest>, OAuthError> {
@@ -118,7 +111,7 @@ pub async fn load(
 
 /// Take a request out of the store (exactly one of concurrent deciders gets it).
 pub async fn claim(
-    b: &Broker,
+    b: &GrantCx,
     id: &str,
     now: UnixTime,
 ) -> Result<Option<AccessRequest>, OAuthError> {
@@ -126,18 +119,18 @@ pub async fn claim(
 }
 
 /// Write (create or replace) a request.
-pub async fn save(b: &Broker, r: &AccessRequest) -> Result<(), OAuthError> {
+pub async fn save(b: &GrantCx, r: &AccessRequest) -> Result<(), OAuthError> {
     super::save_record(b, RecordKind::AccessRequest, &r.id, r, r.expires_at).await
 }
 
 /// Every live request.
-pub async fn list(b: &Broker, now: UnixTime) -> Result<Vec<AccessRequest>, OAuthError> {
+pub async fn list(b: &GrantCx, now: UnixTime) -> Result<Vec<AccessRequest>, OAuthError> {
     super::listed(b, RecordKind::AccessRequest, now).await
 }
 
 /// Audit one step of a request's life.
 pub async fn record(
-    b: &Broker,
+    b: &GrantCx,
     r: &AccessRequest,
     decision: &'static str,
     by: Option<&str>,
@@ -170,115 +163,42 @@ pub async fn record(
 }
 
 /// Tell the owner's webhook, if configured: in the background, best effort, never blocking.
-pub fn notify(b: &Broker, event: &'static str, r: &AccessRequest) {
+pub fn notify(b: &GrantCx, event: &'static str, r: &AccessRequest) {
     let Some(url) = b.settings.access.webhook_url.clone() else {
         return;
     };
     let body = json!({ "event": event, "owner": r.owner, "access_request": r.to_json() });
-    tokio::spawn(async move {
-        let client = match reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_secs(5))
-            .build()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "webhook client unavailable");
-                return;
-            }
-        };
-        match client.post(url).json(&body).send().await {
-            Ok(resp) if resp.status().is_success() => {
-                tracing::debug!(event, "access-request webhook delivered");
-            }
-            Ok(resp) => {
-                tracing::warn!(event, status = %resp.status(), "access-request webhook refused")
-            }
-            Err(e) => tracing::warn!(event, error = %e, "access-request webhook failed"),
-        }
-    });
+    crate::notify::post_json(url, event, body);
 }
 
-/// The agent-facing routes, under the IdP issuer's path.
-pub fn routes(b: &Broker) -> Router<Arc<Broker>> {
-    let Some(iss) = b.issuer(Role::Idp) else {
-        return Router::new();
-    };
-    let p = iss.settings.path.as_str();
-    Router::new()
-        .route(&format!("{p}/access-requests"), post(file))
-        .route(&format!("{p}/access-requests/{{id}}"), get(status))
-}
-
-/// What an agent asks for.
+/// What an agent asks for (a form or a JSON body, read by the HTTP layer).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Ask {
-    channel: String,
-    resource: String,
-    actions: Vec<String>,
+pub struct Ask {
+    /// The channel of the grant asked for.
+    pub channel: String,
+    /// The resource.
+    pub resource: String,
+    /// The actions, each named once or more (duplicates are dropped).
+    pub actions: Vec<String>,
+    /// Why, in the agent's words (control characters dropped, at most 500 characters kept).
     #[serde(default)]
-    reason: Option<String>,
+    pub reason: Option<String>,
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|ct| ct.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// Read the body (form or JSON) and the form used for client authentication.
-async fn read(b: &Broker, req: Request) -> Result<(HeaderMap, FormParams, Ask), OAuthError> {
-    let (parts, body) = req.into_parts();
-    let s = &b.settings;
-    if is_json(&parts.headers) {
-        let bytes = axum::body::to_bytes(body, s.max_body_bytes)
-            .await
-            .map_err(|_| OAuthError::invalid_request("request body too large").with_status(413))?;
-        let ask: Ask = serde_json::from_slice(&bytes).map_err(|_| {
-            OAuthError::invalid_request(
-                "body must be a JSON object with channel, resource, actions",
-            )
-        })?;
-        let none: [(&str, &str); 0] = [];
-        return Ok((parts.headers, FormParams::from_pairs(none), ask));
-    }
-    let form =
-        crate::http::extract::oauth_form(&parts.headers, body, s.max_body_bytes, &s.form).await?;
-    let one = |k: &str| {
-        form.one(k)
-            .map_err(|_| OAuthError::invalid_request("a parameter is repeated"))
-            .map(|v| v.unwrap_or("").to_owned())
-    };
-    let ask = Ask {
-        channel: one("channel")?,
-        resource: one("resource")?,
-        actions: one("actions")?
-            .split(' ')
-            .filter(|a| !a.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        reason: Some(one("reason")?).filter(|r| !r.is_empty()),
-    };
-    Ok((parts.headers, form, ask))
-}
-
-async fn file(State(b): State<Arc<Broker>>, req: Request) -> Response {
-    file_inner(&b, req)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn file_inner(b: &Broker, req: Request) -> Result<Response, OAuthError> {
+/// `POST {idp issuer}/access-requests`: the authenticated agent files `ask` (201).
+pub async fn file(
+    b: &GrantCx,
+    headers: &RequestHeaders,
+    form: &FormParams,
+    ask: Ask,
+) -> Result<Answer, OAuthError> {
     let iss = b
         .issuer(Role::Idp)
         .ok_or_else(|| OAuthError::invalid_request("role not served"))?;
-    let (headers, form, ask) = read(b, req).await?;
     let now = b.clock.now();
     let active = b.policy.load_full();
-    let client = client_auth::authenticate(b, iss, &active, &headers, &form, now).await?;
+    let client = client_auth::authenticate(b, iss, &active, headers, form, now).await?;
     let mut actions: Vec<String> = Vec::new();
     for a in ask.actions {
         if !actions.contains(&a) {
@@ -337,19 +257,12 @@ async fn file_inner(b: &Broker, req: Request) -> Result<Response, OAuthError> {
     tracing::info!(request = %r.id, agent = %r.agent, "access request filed");
     let mut v = r.to_json();
     v["status_uri"] = format!("{}/access-requests/{}", iss.settings.issuer, r.id).into();
-    Ok(crate::http::response::no_store_json(
-        StatusCode::CREATED,
-        v.to_string().into_bytes(),
-    ))
+    Ok(Answer::created(v.to_string().into_bytes()))
 }
 
-async fn status(State(b): State<Arc<Broker>>, Path(id): Path<String>, req: Request) -> Response {
-    status_inner(&b, &id, req.headers())
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn status_inner(b: &Broker, id: &str, headers: &HeaderMap) -> Result<Response, OAuthError> {
+/// `GET {idp issuer}/access-requests/{id}`: the authenticated agent reads its own request
+/// (another agent's is 404).
+pub async fn status(b: &GrantCx, id: &str, headers: &RequestHeaders) -> Result<Answer, OAuthError> {
     let iss = b
         .issuer(Role::Idp)
         .ok_or_else(|| OAuthError::invalid_request("role not served"))?;
@@ -363,8 +276,5 @@ async fn status_inner(b: &Broker, id: &str, headers: &HeaderMap) -> Result<Respo
         .await?
         .filter(|r| r.agent == client.agent.id)
         .ok_or_else(|| OAuthError::invalid_request("no such access request").with_status(404))?;
-    Ok(crate::http::response::no_store_json(
-        StatusCode::OK,
-        r.to_json().to_string().into_bytes(),
-    ))
+    Ok(Answer::ok(r.to_json().to_string().into_bytes()))
 }

@@ -22,7 +22,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::app::Broker;
+use super::cx::GrantCx;
 use crate::clock::UnixTime;
 use crate::core::approval::{Parties, may_decide};
 use crate::core::grant::Human;
@@ -103,7 +103,7 @@ impl ApprovalRecord {
 
 /// Read an approval.
 pub async fn load(
-    b: &Broker,
+    b: &GrantCx,
     id: &str,
     now: UnixTime,
 ) -> Result<Option<ApprovalRecord>, OAuthError> {
@@ -111,7 +111,7 @@ pub async fn load(
 }
 
 /// Write (create or replace) an approval.
-async fn save(b: &Broker, r: &ApprovalRecord) -> Result<(), OAuthError> {
+async fn save(b: &GrantCx, r: &ApprovalRecord) -> Result<(), OAuthError> {
     super::save_record(b, RecordKind::Approval, &r.id, r, r.expires_at).await
 }
 
@@ -132,7 +132,7 @@ pub struct Verdict<'a> {
 /// checked. Of several concurrent deciders exactly one wins; the others are told what was
 /// decided and by whom (409), and a record consumed meanwhile is never re-created.
 pub async fn decide(
-    b: &Broker,
+    b: &GrantCx,
     id: &str,
     v: &Verdict<'_>,
     now: UnixTime,
@@ -210,7 +210,7 @@ fn already_decided(r: &ApprovalRecord) -> OAuthError {
 
 /// Consume an approved approval: exactly one caller gets it.
 pub async fn consume(
-    b: &Broker,
+    b: &GrantCx,
     id: &str,
     now: UnixTime,
 ) -> Result<Option<ApprovalRecord>, OAuthError> {
@@ -238,7 +238,7 @@ pub struct Ask<'a> {
 /// [`MAX_PENDING_PER_HUMAN`] other pending approvals for this human, or
 /// [`MAX_PENDING_PER_AGENT`] in all, is refused. (Two identical requests that arrive at the
 /// same instant may both create one; the caps bound what that can add up to.)
-pub async fn request(b: &Broker, ask: Ask<'_>, now: UnixTime) -> Result<OAuthError, OAuthError> {
+pub async fn request(b: &GrantCx, ask: Ask<'_>, now: UnixTime) -> Result<OAuthError, OAuthError> {
     let mine: Vec<ApprovalRecord> = super::listed::<ApprovalRecord>(b, RecordKind::Approval, now)
         .await?
         .into_iter()
@@ -282,7 +282,7 @@ pub async fn request(b: &Broker, ask: Ask<'_>, now: UnixTime) -> Result<OAuthErr
 }
 
 /// The `approval_required` error for an approval that is still pending.
-pub fn required(b: &Broker, r: &ApprovalRecord, now: UnixTime) -> OAuthError {
+pub fn required(b: &GrantCx, r: &ApprovalRecord, now: UnixTime) -> OAuthError {
     let mut e = OAuthError::new(
         ErrorCode::ApprovalRequired,
         "a requested action needs a human's approval; retry with approval_id once approved",
@@ -298,7 +298,7 @@ pub fn required(b: &Broker, r: &ApprovalRecord, now: UnixTime) -> OAuthError {
 }
 
 /// Where approvers look at an approval: the admin API on this server's origin.
-fn approval_uri(b: &Broker, id: &str) -> String {
+fn approval_uri(b: &GrantCx, id: &str) -> String {
     let origin = b
         .issuers()
         .next()

@@ -12,11 +12,11 @@
 
 use std::time::Instant;
 
-use axum::http::{HeaderMap, header};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::app::{ActivePolicy, Broker, IssuerRuntime};
+use super::RequestHeaders;
+use super::cx::{ActivePolicy, GrantCx, IssuerRuntime};
 use crate::clock::UnixTime;
 use crate::config::Role;
 use crate::core::claims::ClientAssertionClaims;
@@ -80,17 +80,14 @@ pub fn find_agent<'p>(
 /// once the failures naming that client id have spent their own budget; a store outage is
 /// 503.
 pub async fn authenticate<'p>(
-    b: &Broker,
+    b: &GrantCx,
     iss: &IssuerRuntime,
     active: &'p ActivePolicy,
-    headers: &HeaderMap,
+    headers: &RequestHeaders,
     form: &FormParams,
     now: UnixTime,
 ) -> Result<Client<'p>, OAuthError> {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or("\u{0}"));
-    let presented = detect(auth, form)?
+    let presented = detect(headers.authorization.as_deref(), form)?
         .ok_or_else(|| OAuthError::invalid_client("client authentication required"))?;
     let named = presented.client_id().map(str::to_owned);
     let store = b.store.as_ref();
@@ -118,7 +115,7 @@ pub async fn authenticate<'p>(
 }
 
 async fn verify_presented<'p>(
-    b: &Broker,
+    b: &GrantCx,
     iss: &IssuerRuntime,
     active: &'p ActivePolicy,
     presented: Presented,
@@ -191,7 +188,7 @@ fn secret_auth<'p>(
 }
 
 async fn assertion_auth<'p>(
-    b: &Broker,
+    b: &GrantCx,
     iss: &IssuerRuntime,
     active: &'p ActivePolicy,
     assertion: &str,

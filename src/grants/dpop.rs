@@ -1,9 +1,8 @@
 //! DPoP at the token endpoint (RFC 9449 §5), for both grants: at most one proof, validated,
 //! single use per `jti` and target URI, and server nonces when configured.
 
-use axum::http::HeaderMap;
-
-use crate::app::{Broker, IssuerRuntime};
+use super::cx::{GrantCx, IssuerRuntime};
+use super::{DpopHeader, RequestHeaders};
 use crate::clock::UnixTime;
 use crate::crypto::dpop::{self, MAX_PROOF_AGE, Proof};
 use crate::crypto::random_id;
@@ -23,21 +22,17 @@ fn unavailable() -> OAuthError {
 
 /// The request's verified proof, if it sent one.
 pub async fn check(
-    b: &Broker,
+    b: &GrantCx,
     iss: &IssuerRuntime,
-    headers: &HeaderMap,
+    headers: &RequestHeaders,
     now: UnixTime,
 ) -> Result<Option<Proof>, OAuthError> {
-    let mut values = headers.get_all("dpop").iter();
-    let Some(first) = values.next() else {
-        return Ok(None);
+    let raw = match &headers.dpop {
+        DpopHeader::Absent => return Ok(None),
+        DpopHeader::One(raw) => raw.as_str(),
+        DpopHeader::Several => return Err(invalid("more than one DPoP header")),
+        DpopHeader::NotAscii => return Err(invalid("DPoP header not ASCII")),
     };
-    if values.next().is_some() {
-        return Err(invalid("more than one DPoP header"));
-    }
-    let raw = first
-        .to_str()
-        .map_err(|_| invalid("DPoP header not ASCII"))?;
     let htu = iss.settings.endpoint("token");
     let proof = dpop::validate(raw, "POST", &htu, None, b.settings.leeway, now)
         .map_err(|e| invalid(&e.to_string()))?;

@@ -7,13 +7,11 @@
 //! (`client_id`, `act`), the channel, the granted scope and details, the approval, the
 //! binding (`cnf`), the expiry, and the agent's accountable owner and `never` list.
 
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::client_auth;
+use super::cx::{GrantCx, IssuerRuntime};
 use super::token_status::{self, OwnClaims};
-use crate::app::{Broker, IssuerRuntime};
+use super::{Answer, client_auth};
 use crate::config::Role;
 use crate::oauth::{FormParams, OAuthError};
 use crate::policy::Agent;
@@ -28,17 +26,17 @@ pub const SINGLE: &[&str] = &[
     "client_assertion_type",
 ];
 
-fn inactive() -> Response {
-    crate::http::response::no_store_json(StatusCode::OK, br#"{"active":false}"#.to_vec())
+fn inactive() -> Answer {
+    Answer::ok(br#"{"active":false}"#.to_vec())
 }
 
 /// Handle an introspection request.
 pub async fn handle(
-    b: &Broker,
+    b: &GrantCx,
     iss: &IssuerRuntime,
-    headers: &HeaderMap,
+    headers: &super::RequestHeaders,
     form: &FormParams,
-) -> Result<Response, OAuthError> {
+) -> Result<Answer, OAuthError> {
     let now = b.clock.now();
     let active = b.policy.load_full();
     let client = client_auth::authenticate(b, iss, &active, headers, form, now).await?;
@@ -47,13 +45,13 @@ pub async fn handle(
 
 /// The answer to an authenticated client.
 async fn answer(
-    b: &Broker,
+    b: &GrantCx,
     iss: &IssuerRuntime,
-    active: &crate::app::ActivePolicy,
+    active: &super::cx::ActivePolicy,
     client: &client_auth::Client<'_>,
     form: &FormParams,
     now: crate::clock::UnixTime,
-) -> Result<Response, OAuthError> {
+) -> Result<Answer, OAuthError> {
     let token = token_status::token_param(form)?;
     // §2.1: token_type_hint is only a hint; every kind of token is looked up anyway.
     let Some(claims) = token_status::ours(iss, token, now) else {
@@ -75,10 +73,7 @@ async fn answer(
         }
     }
     let body = record(iss, client.agent, claims);
-    Ok(crate::http::response::no_store_json(
-        StatusCode::OK,
-        body.to_string().into_bytes(),
-    ))
+    Ok(super::Answer::ok(body.to_string().into_bytes()))
 }
 
 fn record(iss: &IssuerRuntime, agent: &Agent, c: OwnClaims) -> Value {

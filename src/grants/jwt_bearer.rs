@@ -2,13 +2,11 @@
 //! presented by the authenticated agent it names → an RFC 9068 access token for one agent,
 //! acting for one human, in one channel, for named actions (ID-JAG §4.4, checklist F–J).
 
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::client_auth::Client;
+use super::cx::{ActivePolicy, GrantCx, IssuerRuntime};
 use super::token_exchange::parse_details;
-use crate::app::{ActivePolicy, Broker, IssuerRuntime};
 use crate::clock::UnixTime;
 use crate::core::Rejection;
 use crate::core::claims::{AccessTokenClaims, ActionDetail, Actor, Confirmation, IdJagIn};
@@ -117,7 +115,7 @@ struct Grant {
 
 /// ID-JAG §4.4.1 / checklist §1.8 steps 2–10 (client authentication, step 1, is done).
 async fn validate_id_jag(
-    b: &Broker,
+    b: &GrantCx,
     me: &IssuerRuntime,
     active: &ActivePolicy,
     client: &Client<'_>,
@@ -273,15 +271,14 @@ fn id_jag_actions<'a>(g: &'a Grant, resource: &str) -> Result<Option<Vec<&'a str
 /// Handle a jwt-bearer request from an authenticated client.
 #[allow(clippy::too_many_arguments)]
 pub async fn handle(
-    b: &Broker,
+    b: &GrantCx,
     me: &IssuerRuntime,
     active: &ActivePolicy,
     client: Client<'_>,
     proof: Option<Proof>,
     form: &FormParams,
-    _headers: &HeaderMap,
     now: UnixTime,
-) -> Result<Response, OAuthError> {
+) -> Result<super::Answer, OAuthError> {
     let mut trail = super::Trail::new(b, me, "jwt_bearer", &client.agent.id, now, None);
     let params = Params::parse(form).map_err(|r| trail.deny(&r, reject))?;
     if client.agent.dpop_bound_access_tokens && proof.is_none() {
@@ -475,8 +472,5 @@ pub async fn handle(
     {
         o.insert("authorization_details".into(), json!(details));
     }
-    Ok(crate::http::response::no_store_json(
-        StatusCode::OK,
-        body.to_string().into_bytes(),
-    ))
+    Ok(super::Answer::ok(body.to_string().into_bytes()))
 }

@@ -4,6 +4,7 @@
 pub mod access_request;
 pub mod approval;
 pub mod client_auth;
+pub mod cx;
 pub mod dpop;
 pub mod introspection;
 pub mod jwt_bearer;
@@ -12,17 +13,12 @@ pub mod runtime;
 pub mod token_exchange;
 pub mod token_status;
 
-use std::sync::Arc;
-
-use axum::http::HeaderMap;
-use axum::response::Response;
-
-use crate::app::{Broker, IssuerRuntime};
 use crate::audit;
 use crate::clock::UnixTime;
 use crate::config::Role;
 use crate::core::Rejection;
 use crate::oauth::{ErrorCode, FormParams, OAuthError, urn};
+use cx::{GrantCx, IssuerRuntime};
 
 /// The grant types lanyard knows; each role serves one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,14 +40,67 @@ impl GrantType {
     }
 }
 
+/// What a grant reads of a request besides its form: the two credential headers. The HTTP
+/// layer fills it in; nothing here knows HTTP types.
+#[derive(Debug, Clone, Default)]
+pub struct RequestHeaders {
+    /// The first `Authorization` header; a value that is not visible ASCII is kept as
+    /// `"\0"`, which no authentication method accepts.
+    pub authorization: Option<String>,
+    /// The `DPoP` header(s) (RFC 9449 §4.3).
+    pub dpop: DpopHeader,
+}
+
+/// How many `DPoP` headers a request carried, and the one when there was one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DpopHeader {
+    /// None: no proof.
+    #[default]
+    Absent,
+    /// Exactly one, visible ASCII.
+    One(String),
+    /// More than one (refused).
+    Several,
+    /// One that is not visible ASCII (refused).
+    NotAscii,
+}
+
+/// A successful answer: a JSON body, served with `Cache-Control: no-store` (RFC 6749 §5.1;
+/// every answer of these endpoints is specific to one client and moment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// `200 OK` or, for a newly filed access request, `201 Created`.
+    pub created: bool,
+    /// The JSON document.
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// A `200 OK` JSON answer.
+    pub fn ok(body: Vec<u8>) -> Self {
+        Self {
+            created: false,
+            body,
+        }
+    }
+
+    /// A `201 Created` JSON answer.
+    pub fn created(body: Vec<u8>) -> Self {
+        Self {
+            created: true,
+            body,
+        }
+    }
+}
+
 /// Authenticate the client, check any DPoP proof, then run the grant.
 pub async fn dispatch(
-    b: &Arc<Broker>,
+    b: &GrantCx,
     iss: &IssuerRuntime,
     grant: GrantType,
-    headers: &HeaderMap,
+    headers: &RequestHeaders,
     form: FormParams,
-) -> Result<Response, OAuthError> {
+) -> Result<Answer, OAuthError> {
     let now = b.clock.now();
     let active = b.policy.load_full();
     let client = client_auth::authenticate(b, iss, &active, headers, &form, now).await?;
@@ -61,7 +110,7 @@ pub async fn dispatch(
             token_exchange::handle(b, iss, &active, client, proof, &form, now).await
         }
         GrantType::JwtBearer => {
-            jwt_bearer::handle(b, iss, &active, client, proof, &form, headers, now).await
+            jwt_bearer::handle(b, iss, &active, client, proof, &form, now).await
         }
     }
 }
@@ -70,7 +119,7 @@ pub async fn dispatch(
 /// channel withdrawn by a human, or (jwt-bearer) the presented ID-JAG revoked. A withdrawn
 /// grant has no end (`until: None`); a restored one only keeps older tokens dead.
 pub(crate) async fn revoked_for_issuance(
-    b: &Broker,
+    b: &GrantCx,
     agent: &str,
     channel: Option<&str>,
     id_jag_jti: Option<&str>,
@@ -127,7 +176,7 @@ pub(crate) fn record_unavailable(
 /// (`take = true`; exactly one concurrent caller gets it). A store failure or an undecodable
 /// record is 503 (fail closed).
 pub(crate) async fn stored<T: serde::de::DeserializeOwned>(
-    b: &Broker,
+    b: &GrantCx,
     kind: crate::store::RecordKind,
     id: &str,
     now: UnixTime,
@@ -146,7 +195,7 @@ pub(crate) async fn stored<T: serde::de::DeserializeOwned>(
 
 /// Write (create or replace) a JSON record of `kind`, live until `expires_at`.
 pub(crate) async fn save_record<T: serde::Serialize>(
-    b: &Broker,
+    b: &GrantCx,
     kind: crate::store::RecordKind,
     id: &str,
     value: &T,
@@ -161,7 +210,7 @@ pub(crate) async fn save_record<T: serde::Serialize>(
 
 /// Every live JSON record of `kind`, ordered by id; records that do not decode are skipped.
 pub(crate) async fn listed<T: serde::de::DeserializeOwned>(
-    b: &Broker,
+    b: &GrantCx,
     kind: crate::store::RecordKind,
     now: UnixTime,
 ) -> Result<Vec<T>, OAuthError> {
@@ -183,7 +232,7 @@ fn server_error(e: &dyn std::fmt::Display) -> OAuthError {
 
 /// The audit trail of one token request: who, for whom, where, and the outcome.
 pub(crate) struct Trail<'a> {
-    b: &'a Broker,
+    b: &'a GrantCx,
     iss: &'a IssuerRuntime,
     event: &'static str,
     agent: &'a str,
@@ -197,7 +246,7 @@ pub(crate) struct Trail<'a> {
 
 impl<'a> Trail<'a> {
     pub(crate) fn new(
-        b: &'a Broker,
+        b: &'a GrantCx,
         iss: &'a IssuerRuntime,
         event: &'static str,
         agent: &'a str,

@@ -9,12 +9,9 @@
 //!   (§2.1 "refused"; a lanyard choice, checklist L116).
 //! - Anything else (unknown, garbage, expired, another issuer's): 200, nothing done (§2.2).
 
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
-
-use super::client_auth;
+use super::cx::{GrantCx, IssuerRuntime};
 use super::token_status;
-use crate::app::{Broker, IssuerRuntime};
+use super::{Answer, client_auth};
 use crate::audit;
 use crate::oauth::{ErrorCode, FormParams, OAuthError, urn};
 use crate::store::{Revocation, RevocationSubject};
@@ -31,17 +28,17 @@ const KNOWN_HINTS: &[&str] = &[
     "urn:ietf:params:oauth:token-type:jwt",
 ];
 
-fn ok() -> Response {
-    crate::http::response::no_store_json(StatusCode::OK, b"{}".to_vec())
+fn ok() -> Answer {
+    Answer::ok(b"{}".to_vec())
 }
 
 /// Handle a revocation request.
 pub async fn handle(
-    b: &Broker,
+    b: &GrantCx,
     iss: &IssuerRuntime,
-    headers: &HeaderMap,
+    headers: &super::RequestHeaders,
     form: &FormParams,
-) -> Result<Response, OAuthError> {
+) -> Result<Answer, OAuthError> {
     let now = b.clock.now();
     let active = b.policy.load_full();
     let client = client_auth::authenticate(b, iss, &active, headers, form, now).await?;
@@ -50,12 +47,12 @@ pub async fn handle(
 
 /// The answer to an authenticated client.
 async fn answer(
-    b: &Broker,
+    b: &GrantCx,
     iss: &IssuerRuntime,
     client: &client_auth::Client<'_>,
     form: &FormParams,
     now: crate::clock::UnixTime,
-) -> Result<Response, OAuthError> {
+) -> Result<Answer, OAuthError> {
     let token = token_status::token_param(form)?;
     if let Some(hint) = form.one("token_type_hint").ok().flatten()
         && !KNOWN_HINTS.contains(&hint)

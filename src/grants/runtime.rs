@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::app::Broker;
+use super::cx::GrantCx;
 use crate::audit;
 use crate::clock::UnixTime;
 use crate::core::grant::{RuntimeEffect, RuntimeGrant};
@@ -76,7 +76,7 @@ pub fn within_policy(
 /// Every live runtime grant of `agent` (none without a channel: they only touch channel
 /// grants).
 pub async fn for_agent(
-    b: &Broker,
+    b: &GrantCx,
     agent: &str,
     channel: Option<&str>,
     now: UnixTime,
@@ -93,13 +93,13 @@ pub async fn for_agent(
 }
 
 /// Every live runtime grant.
-pub async fn list(b: &Broker, now: UnixTime) -> Result<Vec<RuntimeGrantRecord>, OAuthError> {
+pub async fn list(b: &GrantCx, now: UnixTime) -> Result<Vec<RuntimeGrantRecord>, OAuthError> {
     super::listed(b, RecordKind::RuntimeGrant, now).await
 }
 
 /// The expiry for a grant asked to live `expires_in` seconds (the configured default when
 /// `None`), or why it cannot.
-pub fn expiry(b: &Broker, expires_in: Option<u64>, now: UnixTime) -> Result<UnixTime, OAuthError> {
+pub fn expiry(b: &GrantCx, expires_in: Option<u64>, now: UnixTime) -> Result<UnixTime, OAuthError> {
     let max = b.settings.access.runtime_grant_max_ttl.as_secs();
     match expires_in {
         None => Ok(now + b.settings.access.runtime_grant_ttl.as_secs()),
@@ -127,7 +127,7 @@ pub struct New<'a> {
 
 /// Check a new runtime grant against the policy file, store it and audit it.
 pub async fn create(
-    b: &Broker,
+    b: &GrantCx,
     new: New<'_>,
     now: UnixTime,
 ) -> Result<RuntimeGrantRecord, OAuthError> {
@@ -165,7 +165,7 @@ pub async fn create(
 
 /// Withdraw a runtime grant of `agent`; `None` when there is no such live grant.
 pub async fn withdraw(
-    b: &Broker,
+    b: &GrantCx,
     agent: &str,
     id: &str,
     by: &str,
@@ -193,7 +193,7 @@ pub async fn withdraw(
 }
 
 async fn record(
-    b: &Broker,
+    b: &GrantCx,
     r: &RuntimeGrantRecord,
     decision: &'static str,
     by: &str,

@@ -5,13 +5,11 @@
 //! The channel is named by the lanyard-specific `channel` form parameter; without it the
 //! agent's direct grants apply.
 
-use axum::http::StatusCode;
-use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::approval;
 use super::client_auth::Client;
-use crate::app::{ActivePolicy, Broker, IssuerRuntime};
+use super::cx::{ActivePolicy, GrantCx, IssuerRuntime};
 use crate::clock::UnixTime;
 use crate::core::Rejection;
 use crate::core::claims::{ActionDetail, Actor, Confirmation, IdJagClaims, IdTokenClaims};
@@ -192,7 +190,7 @@ pub(crate) struct Subject {
 /// Validate the ID token (ID-JAG §4.3.3 step 1): trusted issuer, pinned algorithm, keys from
 /// that issuer only, `aud` = the agent's client id at the IdP, times, `may_act`, `auth_time`.
 async fn verify_subject(
-    b: &Broker,
+    b: &GrantCx,
     active: &ActivePolicy,
     client: &Client<'_>,
     token: &str,
@@ -219,7 +217,7 @@ async fn verify_subject(
 /// `max_age`; then map the subject and groups. Used for agents' subject tokens and for
 /// humans signing in to the admin API.
 pub(crate) async fn verify_id_token(
-    b: &Broker,
+    b: &GrantCx,
     active: &ActivePolicy,
     token: &str,
     now: UnixTime,
@@ -392,14 +390,14 @@ fn pick_resource<'p>(
 
 /// Handle a token-exchange request from an authenticated client.
 pub async fn handle(
-    b: &Broker,
+    b: &GrantCx,
     iss: &IssuerRuntime,
     active: &ActivePolicy,
     client: Client<'_>,
     proof: Option<Proof>,
     form: &FormParams,
     now: UnixTime,
-) -> Result<Response, OAuthError> {
+) -> Result<super::Answer, OAuthError> {
     let channel = form.one("channel").ok().flatten().map(str::to_owned);
     let mut trail = super::Trail::new(b, iss, "token_exchange", &client.agent.id, now, channel);
     let params = Params::parse(form).map_err(|r| trail.deny(&r, reject))?;
@@ -593,10 +591,7 @@ pub async fn handle(
     {
         o.insert("authorization_details".into(), json!(details));
     }
-    Ok(crate::http::response::no_store_json(
-        StatusCode::OK,
-        body.to_string().into_bytes(),
-    ))
+    Ok(super::Answer::ok(body.to_string().into_bytes()))
 }
 
 /// When the ID-JAG is for this lanyard's own authorization server role and that role trusts
@@ -605,7 +600,7 @@ pub async fn handle(
 /// byte-identical token, the largest single step of a flow. Any other ID-JAG, or one that
 /// reaches another replica, is verified as usual.
 fn vouch_for_own_as(
-    b: &Broker,
+    b: &GrantCx,
     iss: &IssuerRuntime,
     active: &ActivePolicy,
     token: &str,

@@ -9,7 +9,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::app::{ActivePolicy, Broker, IssuerRuntime};
+use super::cx::{ActivePolicy, GrantCx, IssuerRuntime};
 use crate::clock::UnixTime;
 use crate::config::Role;
 use crate::core::claims::{Actor, Audience, Confirmation, NumericDate};
@@ -120,7 +120,7 @@ pub enum Dead {
 /// Whether a token of ours is live at `now`. A store failure is an error (the caller fails
 /// closed: introspection answers 503 rather than guessing).
 pub async fn liveness(
-    b: &Broker,
+    b: &GrantCx,
     active: &ActivePolicy,
     c: &OwnClaims,
     now: UnixTime,

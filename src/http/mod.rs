@@ -1,6 +1,7 @@
 //! The only axum user: the router, the strict form extractor, protocol endpoints, metadata
 //! and JWKS, health, metrics, request ids.
 
+pub mod access;
 pub mod admin;
 pub mod demo_rs;
 pub mod extract;
@@ -35,7 +36,7 @@ pub fn router(broker: Arc<Broker>, extra: Option<Routes>) -> Router {
         r = issuer_routes(r, &iss.settings, &broker);
     }
     r = r.merge(admin::router(broker.clone()));
-    r = r.merge(crate::grants::access_request::routes(&broker));
+    r = r.merge(access::routes(&broker));
     if let Some(extra) = extra {
         r = r.merge(extra);
     }

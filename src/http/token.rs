@@ -7,11 +7,12 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::Broker;
 use crate::config::Role;
-use crate::grants::GrantType;
+use crate::grants::{Answer, DpopHeader, GrantType, RequestHeaders};
 use crate::oauth::OAuthError;
 
 /// Parameters that may appear at most once in any token request (RFC 6749 §3.2). `resource`
@@ -34,15 +35,43 @@ const SINGLE: &[&str] = &[
     "approval_id",
 ];
 
-/// The token endpoint of the issuer playing `role`.
-pub async fn token(State(broker): State<Arc<Broker>>, role: Role, req: Request) -> Response {
-    match handle(&broker, role, req).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
+/// What the grants read of the request's headers: `Authorization` and `DPoP`.
+pub fn request_headers(h: &HeaderMap) -> RequestHeaders {
+    let authorization = h
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{0}").to_owned());
+    let mut values = h.get_all("dpop").iter();
+    let dpop = match (values.next(), values.next()) {
+        (None, _) => DpopHeader::Absent,
+        (Some(_), Some(_)) => DpopHeader::Several,
+        (Some(v), None) => v
+            .to_str()
+            .map_or(DpopHeader::NotAscii, |s| DpopHeader::One(s.to_owned())),
+    };
+    RequestHeaders {
+        authorization,
+        dpop,
     }
 }
 
-async fn handle(broker: &Arc<Broker>, role: Role, req: Request) -> Result<Response, OAuthError> {
+/// A grant's answer on the wire: JSON, `Cache-Control: no-store`.
+pub fn answer(a: Answer) -> Response {
+    let status = if a.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    super::response::no_store_json(status, a.body)
+}
+
+/// The token endpoint of the issuer playing `role`.
+pub async fn token(State(broker): State<Arc<Broker>>, role: Role, req: Request) -> Response {
+    handle(&broker, role, req)
+        .await
+        .map_or_else(IntoResponse::into_response, answer)
+}
+
+async fn handle(broker: &Arc<Broker>, role: Role, req: Request) -> Result<Answer, OAuthError> {
     let (parts, body) = req.into_parts();
     let s = &broker.settings;
     let form = super::extract::oauth_form(&parts.headers, body, s.max_body_bytes, &s.form).await?;
@@ -60,7 +89,14 @@ async fn handle(broker: &Arc<Broker>, role: Role, req: Request) -> Result<Respon
     let issuer = broker
         .issuer(role)
         .ok_or_else(|| OAuthError::invalid_request("role not served"))?;
-    crate::grants::dispatch(broker, issuer, grant, &parts.headers, form).await
+    crate::grants::dispatch(
+        broker,
+        issuer,
+        grant,
+        &request_headers(&parts.headers),
+        form,
+    )
+    .await
 }
 
 /// `POST {issuer}/introspect` (RFC 7662).
@@ -68,10 +104,10 @@ pub async fn introspect(State(broker): State<Arc<Broker>>, role: Role, req: Requ
     let r = async {
         let (iss, headers, form) =
             status_request(&broker, role, req, crate::grants::introspection::SINGLE).await?;
-        crate::grants::introspection::handle(&broker, iss, &headers, &form).await
+        crate::grants::introspection::handle(&broker, iss, &request_headers(&headers), &form).await
     }
     .await;
-    r.unwrap_or_else(IntoResponse::into_response)
+    r.map_or_else(IntoResponse::into_response, answer)
 }
 
 /// `POST {issuer}/revoke` (RFC 7009).
@@ -79,10 +115,10 @@ pub async fn revoke(State(broker): State<Arc<Broker>>, role: Role, req: Request)
     let r = async {
         let (iss, headers, form) =
             status_request(&broker, role, req, crate::grants::revocation::SINGLE).await?;
-        crate::grants::revocation::handle(&broker, iss, &headers, &form).await
+        crate::grants::revocation::handle(&broker, iss, &request_headers(&headers), &form).await
     }
     .await;
-    r.unwrap_or_else(IntoResponse::into_response)
+    r.map_or_else(IntoResponse::into_response, answer)
 }
 
 async fn status_request<'b>(
@@ -92,7 +128,7 @@ async fn status_request<'b>(
     single: &[&str],
 ) -> Result<
     (
-        &'b crate::app::IssuerRuntime,
+        &'b crate::grants::cx::IssuerRuntime,
         axum::http::HeaderMap,
         crate::oauth::FormParams,
     ),
