@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::UnixTime;
 use crate::config::{LimitSettings, Rate};
-use crate::oauth::OAuthError;
+use crate::oauth::{ErrorCode, OAuthError};
 use crate::store::Store;
 
 /// Most keys tracked per limit; beyond it, idle buckets are dropped first.
@@ -188,7 +188,10 @@ fn shared_key(kind: Kind, id: &str, window: u64) -> String {
 pub fn too_many(wait: Duration) -> OAuthError {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let secs = u32::try_from(secs.max(1)).unwrap_or(u32::MAX);
-    OAuthError::unavailable("too many requests; retry later", secs).with_status(429)
+    OAuthError {
+        retry_after: Some(secs),
+        ..OAuthError::new(ErrorCode::TooManyRequests, "too many requests; retry later")
+    }
 }
 
 #[cfg(test)]
@@ -251,6 +254,6 @@ mod tests {
     fn retry_after_is_whole_seconds_rounded_up() {
         assert_eq!(too_many(Duration::from_millis(1500)).retry_after, Some(2));
         assert_eq!(too_many(Duration::ZERO).retry_after, Some(1));
-        assert_eq!(too_many(Duration::from_secs(3)).status, 429);
+        assert_eq!(too_many(Duration::from_secs(3)).status(), 429);
     }
 }

@@ -275,6 +275,8 @@ pub async fn status(b: &GrantCx, id: &str, headers: &RequestHeaders) -> Result<A
     let r = load(b, id, now)
         .await?
         .filter(|r| r.agent == client.agent.id)
-        .ok_or_else(|| OAuthError::invalid_request("no such access request").with_status(404))?;
+        .ok_or_else(|| {
+            OAuthError::new(crate::oauth::ErrorCode::NotFound, "no such access request")
+        })?;
     Ok(Answer::ok(r.to_json().to_string().into_bytes()))
 }

@@ -148,8 +148,10 @@ pub async fn decide(
         else {
             // Gone after another decision won: approved and used at once.
             return Err(if lost {
-                OAuthError::invalid_request("this approval was already decided and used")
-                    .with_status(409)
+                OAuthError::new(
+                    crate::oauth::ErrorCode::Conflict,
+                    "this approval was already decided and used",
+                )
             } else {
                 no_such_approval()
             });
@@ -189,17 +191,23 @@ pub async fn decide(
         // Someone else changed it first: read again and report what they decided.
         lost = true;
     }
-    Err(OAuthError::invalid_request("this approval is being changed; try again").with_status(409))
+    Err(OAuthError::new(
+        crate::oauth::ErrorCode::Conflict,
+        "this approval is being changed; try again",
+    ))
 }
 
 /// 404 for an approval that does not exist, expired, or was used.
 pub fn no_such_approval() -> OAuthError {
-    OAuthError::invalid_request("no such approval").with_status(404)
+    OAuthError::new(crate::oauth::ErrorCode::NotFound, "no such approval")
 }
 
 /// 409 naming the decision that stands.
 fn already_decided(r: &ApprovalRecord) -> OAuthError {
-    let mut e = OAuthError::invalid_request("this approval was already decided").with_status(409);
+    let mut e = OAuthError::new(
+        crate::oauth::ErrorCode::Conflict,
+        "this approval was already decided",
+    );
     e.extra = vec![
         ("status", json!(r.status)),
         ("decided_by", json!(r.decided_by)),

@@ -99,7 +99,7 @@ pub async fn authenticate<'p>(
                 .map_err(too_many)?;
             Ok(client)
         }
-        Err(e) if e.status == 401 => {
+        Err(e) if e.status() == 401 => {
             if let Some(id) = named
                 && let Err(wait) = b
                     .limiter

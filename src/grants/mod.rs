@@ -293,7 +293,7 @@ impl<'a> Trail<'a> {
     /// Record a denial (in the background: it issues nothing, so it need not hold up the
     /// response) and map it to the wire.
     pub(crate) fn deny(&self, r: &Rejection, map: fn(&Rejection) -> OAuthError) -> OAuthError {
-        let reason = format!("{r:?}");
+        let reason = r.to_string();
         tracing::info!(event = self.event, agent = %self.agent, reason = %reason, "token request denied");
         if let Ok(bytes) = serde_json::to_vec(&self.record("denied", &[], &reason, None)) {
             let store = self.b.store.clone();

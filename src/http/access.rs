@@ -42,7 +42,12 @@ async fn read(b: &Broker, req: Request) -> Result<(HeaderMap, FormParams, Ask), 
     if is_json(&parts.headers) {
         let bytes = axum::body::to_bytes(body, s.max_body_bytes)
             .await
-            .map_err(|_| OAuthError::invalid_request("request body too large").with_status(413))?;
+            .map_err(|_| {
+                OAuthError::new(
+                    crate::oauth::ErrorCode::PayloadTooLarge,
+                    "request body too large",
+                )
+            })?;
         let ask: Ask = serde_json::from_slice(&bytes).map_err(|_| {
             OAuthError::invalid_request(
                 "body must be a JSON object with channel, resource, actions",

@@ -215,7 +215,7 @@ async fn human(b: &Broker, headers: &HeaderMap) -> Result<Operator, Response> {
     })
     .await
     .map_err(|r| {
-        tracing::info!(reason = ?r, "admin authentication refused");
+        tracing::info!(reason = %r, "admin authentication refused");
         match r {
             crate::core::Rejection::KeysUnavailable => {
                 OAuthError::unavailable("identity provider keys unavailable", 2).into_response()
@@ -258,7 +258,7 @@ fn unavailable(e: &dyn std::fmt::Display) -> OAuthError {
 }
 
 fn not_found() -> OAuthError {
-    OAuthError::invalid_request("no such agent").with_status(404)
+    OAuthError::new(crate::oauth::ErrorCode::NotFound, "no such agent")
 }
 
 async fn whoami(axum::Extension(op): axum::Extension<Operator>) -> Response {
@@ -892,7 +892,9 @@ async fn withdraw_runtime_grant(
     let now = b.clock.now();
     let r = crate::grants::runtime::withdraw(&b, &id, &w.grant_id, &op.sub, now)
         .await?
-        .ok_or_else(|| OAuthError::invalid_request("no such runtime grant").with_status(404))?;
+        .ok_or_else(|| {
+            OAuthError::new(crate::oauth::ErrorCode::NotFound, "no such runtime grant")
+        })?;
     Ok(ok(json!({ "withdrawn": runtime_grant_json(&r, now) })))
 }
 
@@ -927,7 +929,7 @@ async fn show_access_request(
 }
 
 fn no_such_request() -> OAuthError {
-    OAuthError::invalid_request("no such access request").with_status(404)
+    OAuthError::new(crate::oauth::ErrorCode::NotFound, "no such access request")
 }
 
 /// Body of the access-request decisions.
@@ -982,9 +984,10 @@ async fn decide_access_request(
         .await?
         .ok_or_else(no_such_request)?;
     if pending.status != access_request::Status::Pending {
-        return Err(
-            OAuthError::invalid_request("this access request was already decided").with_status(409),
-        );
+        return Err(OAuthError::new(
+            crate::oauth::ErrorCode::Conflict,
+            "this access request was already decided",
+        ));
     }
     let actions = d.actions.unwrap_or_else(|| pending.actions.clone());
     if actions.is_empty() || actions.iter().any(|a| !pending.actions.contains(a)) {
@@ -1002,7 +1005,10 @@ async fn decide_access_request(
         .await?
         .filter(|r| r.status == access_request::Status::Pending)
         .ok_or_else(|| {
-            OAuthError::invalid_request("this access request was already decided").with_status(409)
+            OAuthError::new(
+                crate::oauth::ErrorCode::Conflict,
+                "this access request was already decided",
+            )
         })?;
     r.decided_by = Some(op.sub.clone());
     r.decided_at = Some(now);

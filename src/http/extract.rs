@@ -35,7 +35,12 @@ pub async fn oauth_form(
             "only UTF-8 form bodies are accepted",
         ));
     }
-    let too_large = || OAuthError::invalid_request("request body too large").with_status(413);
+    let too_large = || {
+        OAuthError::new(
+            crate::oauth::ErrorCode::PayloadTooLarge,
+            "request body too large",
+        )
+    };
     // Refuse early on a declared length; the read below enforces it for chunked bodies.
     if headers
         .get(header::CONTENT_LENGTH)

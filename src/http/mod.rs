@@ -122,7 +122,10 @@ fn issuer_routes(
 
 /// RFC 6749 §3.2 (and RFC 7662 §2.1, RFC 7009 §2.1): these endpoints take POST only.
 async fn method_not_allowed() -> OAuthError {
-    let mut e = OAuthError::invalid_request("this endpoint accepts POST only").with_status(405);
+    let mut e = OAuthError::new(
+        crate::oauth::ErrorCode::MethodNotAllowed,
+        "this endpoint accepts POST only",
+    );
     e.allow = Some("POST");
     e
 }

@@ -24,7 +24,7 @@ pub fn no_store_json(status: StatusCode, body: Vec<u8>) -> Response {
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.body()).unwrap_or_default();
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::BAD_REQUEST);
         let mut r = no_store_json(status, body);
         let h = r.headers_mut();
         if let Some(c) = self.www_authenticate {

@@ -240,7 +240,7 @@ mod tests {
             ("client_assertion", "a.b.c"),
         ]);
         let e = detect(None, &f).expect_err("type");
-        assert_eq!(e.status, 401);
+        assert_eq!(e.status(), 401);
     }
 
     #[test]
@@ -249,6 +249,6 @@ mod tests {
         assert_eq!(e.www_authenticate, Some(BASIC_CHALLENGE));
         let e =
             detect(Some(&basic("a", "b")), &form(&[("client_id", "other")])).expect_err("mismatch");
-        assert_eq!(e.status, 401);
+        assert_eq!(e.status(), 401);
     }
 }

@@ -46,6 +46,17 @@ pub enum ErrorCode {
     /// lanyard extension: an action needs a human's just-in-time approval; the body names
     /// the pending approval (`approval_id`, `approval_uri`).
     ApprovalRequired,
+    /// `invalid_request` with 404: the record the request names does not exist (admin API,
+    /// access requests).
+    NotFound,
+    /// `invalid_request` with 405: the method is not served at this path (RFC 9110 §15.5.6).
+    MethodNotAllowed,
+    /// `invalid_request` with 409: the record changed or was decided already.
+    Conflict,
+    /// `invalid_request` with 413: the body exceeds the configured limit.
+    PayloadTooLarge,
+    /// `temporarily_unavailable` with 429: a rate limit (RFC 6585 §4).
+    TooManyRequests,
 }
 
 impl ErrorCode {
@@ -70,6 +81,39 @@ impl ErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
             Self::ApprovalRequired => "approval_required",
+            Self::NotFound | Self::MethodNotAllowed | Self::Conflict | Self::PayloadTooLarge => {
+                "invalid_request"
+            }
+            Self::TooManyRequests => "temporarily_unavailable",
+        }
+    }
+
+    /// The HTTP status each error is answered with, declared here once for every code.
+    pub const fn status(self) -> u16 {
+        match self {
+            Self::InvalidRequest
+            | Self::InvalidGrant
+            | Self::UnauthorizedClient
+            | Self::UnsupportedGrantType
+            | Self::InvalidScope
+            | Self::InvalidTarget
+            | Self::InvalidAuthorizationDetails
+            // RFC 6749 §5.2 lists 400 for every token-endpoint error but invalid_client.
+            | Self::AccessDenied
+            | Self::InsufficientUserAuthentication
+            | Self::InvalidDpopProof
+            | Self::UseDpopNonce
+            | Self::UnsupportedTokenType
+            | Self::ApprovalRequired => 400,
+            Self::InvalidClient | Self::InvalidToken => 401,
+            Self::InsufficientScope => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::Conflict => 409,
+            Self::PayloadTooLarge => 413,
+            Self::TooManyRequests => 429,
+            Self::ServerError => 500,
+            Self::TemporarilyUnavailable => 503,
         }
     }
 }
@@ -83,9 +127,7 @@ impl fmt::Display for ErrorCode {
 /// An error response at a protocol endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthError {
-    /// HTTP status.
-    pub status: u16,
-    /// The `error` member.
+    /// The error (its `error` member and its HTTP status, [`ErrorCode::status`]).
     pub code: ErrorCode,
     /// The `error_description` member: fixed text, never derived from input.
     pub description: &'static str,
@@ -103,17 +145,9 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    /// A 400 with `code`.
+    /// An error `code` with a fixed description.
     pub fn new(code: ErrorCode, description: &'static str) -> Self {
-        let status = match code {
-            ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
-            ErrorCode::InsufficientScope => 403,
-            ErrorCode::TemporarilyUnavailable => 503,
-            ErrorCode::ServerError => 500,
-            _ => 400,
-        };
         Self {
-            status,
             code,
             description,
             www_authenticate: None,
@@ -142,10 +176,9 @@ impl OAuthError {
         }
     }
 
-    /// Override the HTTP status (413 for an oversized body, 405 for a wrong method).
-    pub fn with_status(mut self, status: u16) -> Self {
-        self.status = status;
-        self
+    /// Its HTTP status.
+    pub const fn status(&self) -> u16 {
+        self.code.status()
     }
 
     /// Add a `WWW-Authenticate` challenge.
@@ -168,7 +201,7 @@ impl OAuthError {
 
 impl fmt::Display for OAuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.code, self.status, self.description)
+        write!(f, "{} ({}): {}", self.code, self.status(), self.description)
     }
 }
 
@@ -180,10 +213,25 @@ mod tests {
 
     #[test]
     fn status_follows_code() {
-        assert_eq!(OAuthError::invalid_client("x").status, 401);
-        assert_eq!(OAuthError::invalid_request("x").status, 400);
-        assert_eq!(OAuthError::unavailable("x", 5).status, 503);
-        assert_eq!(OAuthError::new(ErrorCode::InvalidGrant, "x").status, 400);
+        assert_eq!(OAuthError::invalid_client("x").status(), 401);
+        assert_eq!(OAuthError::invalid_request("x").status(), 400);
+        assert_eq!(OAuthError::unavailable("x", 5).status(), 503);
+        assert_eq!(OAuthError::new(ErrorCode::InvalidGrant, "x").status(), 400);
+        assert_eq!(OAuthError::new(ErrorCode::Conflict, "x").status(), 409);
+    }
+
+    /// The codes lanyard adds for other statuses are registered codes on the wire.
+    #[test]
+    fn status_variants_use_registered_codes() {
+        for (c, wire) in [
+            (ErrorCode::NotFound, "invalid_request"),
+            (ErrorCode::MethodNotAllowed, "invalid_request"),
+            (ErrorCode::Conflict, "invalid_request"),
+            (ErrorCode::PayloadTooLarge, "invalid_request"),
+            (ErrorCode::TooManyRequests, "temporarily_unavailable"),
+        ] {
+            assert_eq!(c.as_str(), wire);
+        }
     }
 
     #[test]

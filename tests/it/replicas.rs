@@ -85,11 +85,11 @@ fn what_is_used_at_one_replica_is_a_replay_at_the_other() {
     assert!(r.json().get("access_token").is_none());
     // The log line is written before the response, but read from B's stderr by a thread.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !b.log_text().contains("Replay") && Instant::now() < deadline {
+    while !b.log_text().contains("replay: jti already used") && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(
-        b.log_text().contains("Replay"),
+        b.log_text().contains("replay: jti already used"),
         "B refused it as a replay:\n{}",
         b.log_text()
     );
