@@ -271,7 +271,7 @@ impl Verifier {
         let u = url::Url::parse(uri).map_err(|e| e.to_string())?;
         if u.scheme() != "https"
             && !(u.scheme() == "http"
-                && (crate::config::is_loopback(&u) || self.config.allow_insecure_http))
+                && (crate::oauth::issuer::is_loopback(&u) || self.config.allow_insecure_http))
         {
             return Err(format!("{uri}: https required"));
         }

@@ -325,7 +325,7 @@ impl UpstreamKeys {
         let u = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
         match u.scheme() {
             "https" => Ok(()),
-            "http" if crate::config::is_loopback(&u) || self.insecure_http => Ok(()),
+            "http" if crate::oauth::issuer::is_loopback(&u) || self.insecure_http => Ok(()),
             _ => Err(format!("{url}: https required")),
         }
     }

@@ -77,3 +77,15 @@ impl IssuerSettings {
         format!("{}/{name}", self.issuer.trim_end_matches('/'))
     }
 }
+
+/// Whether a URL's host is a loopback name or address (`localhost`, 127.0.0.0/8, `::1`):
+/// the one place plain `http` is allowed for issuers, webhooks and discovery without an
+/// explicit opt-in.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    }
+}
