@@ -2,27 +2,23 @@
 //! presented by the authenticated agent it names → an RFC 9068 access token for one agent,
 //! acting for one human, in one channel, for named actions (ID-JAG §4.4, checklist F–J).
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::client_auth::Client;
 use super::cx::{ActivePolicy, GrantCx, IssuerRuntime};
 use super::token_exchange::parse_details;
 use crate::clock::UnixTime;
 use crate::core::Rejection;
-use crate::core::claims::{AccessTokenClaims, ActionDetail, Actor, Confirmation, IdJagIn};
-use crate::core::grant;
-use crate::core::validate::{self, TimeRules};
+use crate::core::claims::{AccessTokenClaims, ActionDetail, Confirmation, IdJagIn};
 use crate::crypto::dpop::Proof;
 use crate::crypto::{Typ, random_id, sign_jwt, verify};
 use crate::oauth::{ErrorCode, FormParams, OAuthError, urn};
-use crate::policy::Resource;
 use crate::store::replay_key;
 
 /// The grant type URN.
 pub const GRANT_TYPE: &str = urn::GRANT_JWT_BEARER;
 
-/// Longest accepted ID-JAG lifetime, `exp − iat` (checklist G83).
-const MAX_ID_JAG_LIFETIME: u64 = 600;
+mod plan;
 
 /// The request parameters.
 #[derive(Debug)]
@@ -156,42 +152,12 @@ async fn validate_id_jag(
             tracing::info!(error = %e, "ID-JAG signature refused");
             Rejection::BadSignature("ID-JAG")
         })?;
-    if !claims
-        .aud
-        .as_ref()
-        .is_some_and(|a| a.is_exactly(&me.settings.issuer))
-    {
-        return Err(Rejection::Audience);
-    }
-    if claims.client_id.as_deref() != Some(client.agent.client_id_at(&me.settings.issuer)) {
-        return Err(Rejection::ClientMismatch);
-    }
-    let rules = TimeRules {
+    let expect = plan::Expect {
+        issuer: &me.settings.issuer,
+        client_id: client.agent.client_id_at(&me.settings.issuer),
         leeway: b.settings.leeway,
-        max_lifetime: MAX_ID_JAG_LIFETIME,
-        max_age: None,
-        require_iat: true,
     };
-    validate::times(claims.exp, claims.iat, claims.nbf, rules, now)?;
-    let jti = validate::jti(claims.jti.as_ref().and_then(Value::as_str))?.to_owned();
-    let sub = match &claims.sub {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => return Err(Rejection::Subject),
-    };
-    // D5: every resource the ID-JAG names must be one this server governs.
-    if let Some(r) = &claims.resource
-        && !r.values().iter().all(|u| {
-            active
-                .policy
-                .resource(u)
-                .is_some_and(|x| x.authorization_server == me.settings.issuer)
-        })
-    {
-        return Err(Rejection::Denied(
-            "ID-JAG names a resource this server does not serve",
-        ));
-    }
-    let exp = claims.exp.map_or(now, |e| e.secs());
+    let plan::Checked { sub, jti, exp } = plan::check_claims(&claims, &active.policy, expect, now)?;
     let own_idp = b
         .issuer(crate::config::Role::Idp)
         .is_some_and(|i| i.settings.issuer == iss);
@@ -204,68 +170,6 @@ async fn validate_id_jag(
         reuse_allowed: trusted.allow_jti_reuse,
         claims,
     })
-}
-
-fn pick_resource<'p>(
-    active: &'p ActivePolicy,
-    me: &IssuerRuntime,
-    p: &Params<'_>,
-    g: &Grant,
-) -> Result<&'p Resource, Rejection> {
-    let in_grant = g.claims.resource.as_ref().map(|r| r.values());
-    let uri = match (p.resource, in_grant) {
-        (Some(r), Some(set)) if set.iter().any(|x| x == r) => r,
-        (Some(_), Some(_)) => return Err(Rejection::Target("resource outside the grant")),
-        (Some(r), None) => r,
-        (None, Some([one])) => one.as_str(),
-        (None, _) => return Err(Rejection::Target("name the resource")),
-    };
-    active
-        .policy
-        .resource(uri)
-        .filter(|r| r.authorization_server == me.settings.issuer)
-        .ok_or(Rejection::Target("unknown resource"))
-}
-
-/// Actions the ID-JAG carries for `resource`: its `scope` and its `lanyard_action` details.
-fn id_jag_actions<'a>(g: &'a Grant, resource: &str) -> Result<Option<Vec<&'a str>>, Rejection> {
-    let mut out: Option<Vec<&str>> = g
-        .claims
-        .scope
-        .as_deref()
-        .map(|s| s.split(' ').filter(|x| !x.is_empty()).collect());
-    if let Some(d) = &g.claims.authorization_details {
-        let arr = d.as_array().ok_or(Rejection::Malformed(
-            "authorization_details claim is not an array",
-        ))?;
-        for item in arr {
-            if item.get("type").and_then(Value::as_str).is_none() {
-                return Err(Rejection::Malformed(
-                    "authorization_details element without type",
-                ));
-            }
-            if item.get("type").and_then(Value::as_str)
-                != Some(urn::AUTHORIZATION_DETAILS_LANYARD_ACTION)
-            {
-                continue;
-            }
-            let locs: Vec<&str> = item
-                .get("locations")
-                .and_then(Value::as_array)
-                .map(|l| l.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            if !locs.is_empty() && !locs.contains(&resource) {
-                continue;
-            }
-            let acts = item
-                .get("actions")
-                .and_then(Value::as_array)
-                .ok_or(Rejection::Malformed("lanyard_action without actions"))?;
-            let v = out.get_or_insert_with(Vec::new);
-            v.extend(acts.iter().filter_map(Value::as_str));
-        }
-    }
-    Ok(out)
 }
 
 /// Handle a jwt-bearer request from an authenticated client.
@@ -289,91 +193,31 @@ pub async fn handle(
         .map_err(|r| trail.deny(&r, reject))?;
     trail.human = Some(g.sub.clone());
     trail.channel = g.claims.channel.clone();
-    // ID-JAG §9.8: a key-bound ID-JAG demands a proof with that very key. A confirmation
-    // method lanyard does not enforce (mTLS `x5t#S256`, a bare `jwk`, `kid`, `jku`, …) is
-    // refused, never dropped: an unbound token must not come out of a bound assertion.
-    if let Some(c) = &g.claims.cnf {
-        match (&c.jkt, &proof) {
-            (Some(_), _) if c.x5t_s256.is_some() || !c.other.is_empty() => {
-                return Err(trail.deny(
-                    &Rejection::Denied("ID-JAG confirmation method not supported"),
-                    reject,
-                ));
-            }
-            (Some(jkt), Some(p)) if *jkt == p.jkt => {}
-            (Some(_), _) => {
-                return Err(trail.deny(
-                    &Rejection::Denied("DPoP key does not match cnf.jkt"),
-                    reject,
-                ));
-            }
-            (None, _) => {
-                return Err(trail.deny(
-                    &Rejection::Denied("ID-JAG confirmation method not supported"),
-                    reject,
-                ));
-            }
-        }
-    }
-    let resource = pick_resource(active, me, &params, &g).map_err(|r| trail.deny(&r, reject))?;
+    let resource = plan::pick_resource(
+        &active.policy,
+        &me.settings.issuer,
+        params.resource,
+        &g.claims,
+    )
+    .map_err(|r| trail.deny(&r, reject))?;
     trail.resource = Some(resource.uri.clone());
-    if resource.sender_constrained && proof.is_none() {
-        return Err(trail.deny(
-            &Rejection::Denied("resource requires a sender-constrained token"),
-            reject,
-        ));
-    }
-    let from_id_jag = id_jag_actions(&g, &resource.uri).map_err(|r| trail.deny(&r, reject))?;
-    let requested: Option<Vec<&str>> = match (&params.scope, &params.details) {
-        (None, None) => None,
-        (s, d) => Some(
-            s.iter()
-                .flatten()
-                .copied()
-                .chain(
-                    d.iter()
-                        .flatten()
-                        .flat_map(|x| x.actions.iter().map(String::as_str)),
-                )
-                .collect(),
-        ),
-    };
-    if let (Some(d), Some(idjag)) = (&params.details, &from_id_jag)
-        && d.iter()
-            .flat_map(|x| x.actions.iter())
-            .any(|a| !idjag.contains(&a.as_str()))
-    {
-        return Err(trail.deny(
-            &Rejection::AuthorizationDetails("authorization_details exceed the grant"),
-            reject,
-        ));
-    }
-    // Actions a just-in-time approval in the ID-JAG covers (lanyard extension claim), only
-    // when lanyard's own IdP role signed it: a partner issuer's claim is not evidence that
-    // a person here approved anything.
     if g.claims.approval.is_some() && !g.own_idp {
         tracing::info!(iss = %g.iss, "approval claim of a foreign ID-JAG ignored");
     }
-    let approved: Vec<&str> = g
-        .claims
-        .approval
-        .as_ref()
-        .filter(|_| g.own_idp)
-        .and_then(|a| a.get("actions"))
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
     let runtime =
         super::runtime::for_agent(b, &client.agent.id, g.claims.channel.as_deref(), now).await?;
-    let ask = grant::RsAsked {
-        channel: g.claims.channel.as_deref(),
-        from_id_jag: from_id_jag.as_deref(),
-        requested: requested.as_deref(),
-        approved: &approved,
+    let inputs = plan::Inputs {
+        agent: client.agent,
+        claims: &g.claims,
+        own_idp: g.own_idp,
+        params: &params,
+        proof_jkt: proof.as_ref().map(|p| p.jkt.as_str()),
         runtime: &runtime,
+        issuer_max_ttl: me.settings.max_token_ttl,
     };
-    let decision = grant::decide_resource_server(&active.policy, client.agent, resource, &ask, now)
-        .map_err(|r| trail.deny(&r, reject))?;
+    let plan =
+        plan::plan(&active.policy, resource, &inputs, now).map_err(|r| trail.deny(&r, reject))?;
+    let decision = &plan.decision;
     if let Some(r) = super::revoked_for_issuance(
         b,
         &client.agent.id,
@@ -386,12 +230,7 @@ pub async fn handle(
         return Err(trail.deny(&r, reject));
     }
 
-    let ttl = me
-        .settings
-        .max_token_ttl
-        .min(client.agent.max_ttl)
-        .min(resource.max_ttl)
-        .as_secs();
+    let ttl = plan.ttl;
     let jti = random_id(18).map_err(|e| super::server_error(&e))?;
     let scope = decision.actions.join(" ");
     let details = [ActionDetail {
@@ -399,17 +238,6 @@ pub async fn handle(
         actions: decision.actions.clone(),
         locations: vec![resource.uri.clone()],
     }];
-    // RFC 8693 §4.1: the agent is the current actor; a prior actor nests inside.
-    // An ID-JAG whose own `act` is this very agent (lanyard's IdP role writes one) adds no
-    // earlier actor: nesting it would claim a delegation from the agent to itself.
-    let prior = match g.claims.act.clone() {
-        Some(a) if a.sub == client.agent.id => a.act.map(|inner| *inner),
-        other => other,
-    };
-    let actor = Actor {
-        sub: client.agent.id.clone(),
-        act: prior.map(Box::new),
-    };
     let cnf = proof.as_ref().map(|p| Confirmation::jkt(p.jkt.clone()));
     let claims = AccessTokenClaims {
         iss: &me.settings.issuer,
@@ -421,16 +249,15 @@ pub async fn handle(
         jti: &jti,
         scope: &scope,
         authorization_details: &details,
-        act: &actor,
+        act: &plan.actor,
         channel: g.claims.channel.as_deref(),
         cnf: cnf.clone(),
         auth_time: g.claims.auth_time.map(|t| t.secs()),
-        approval: g.claims.approval.as_ref().filter(|_| {
-            decision
-                .actions
-                .iter()
-                .any(|a| approved.contains(&a.as_str()))
-        }),
+        approval: g
+            .claims
+            .approval
+            .as_ref()
+            .filter(|_| decision.actions.iter().any(|a| plan.approved.contains(a))),
     };
     let keys = me.keys.load();
     let key = keys
