@@ -14,17 +14,14 @@ use crate::clock::UnixTime;
 use crate::core::Rejection;
 use crate::core::claims::{ActionDetail, Actor, Confirmation, IdJagClaims, IdTokenClaims};
 use crate::core::grant::{self, Asked, Human};
-use crate::core::validate::{self, TimeRules};
 use crate::crypto::dpop::Proof;
 use crate::crypto::{Typ, random_id, sign_jwt, verify};
 use crate::oauth::{ErrorCode, FormParams, OAuthError, urn};
-use crate::policy::Resource;
 
 /// The grant type URN.
 pub const GRANT_TYPE: &str = urn::GRANT_TOKEN_EXCHANGE;
 
-/// Longest accepted ID token lifetime (`exp − iat`).
-const MAX_ID_TOKEN_LIFETIME: u64 = 24 * 3600;
+mod plan;
 
 /// The validated request parameters.
 #[derive(Debug)]
@@ -202,12 +199,7 @@ async fn verify_subject(
         expected.clone()
     })
     .await?;
-    if let Some(may_act) = &subject.claims.may_act {
-        let named = may_act.get("sub").and_then(Value::as_str);
-        if named != Some(client.agent.id.as_str()) && named != expected.as_deref() {
-            return Err(Rejection::MayAct);
-        }
-    }
+    plan::check_may_act(&subject.claims, &client.agent.id, expected.as_deref())?;
     Ok(subject)
 }
 
@@ -266,126 +258,15 @@ pub(crate) async fn verify_id_token(
             tracing::info!(error = %e, "ID token signature refused");
             Rejection::BadSignature("ID token")
         })?;
-    let rules = TimeRules {
-        leeway: b.settings.leeway,
-        max_lifetime: MAX_ID_TOKEN_LIFETIME,
-        max_age: None,
-        require_iat: true,
-    };
-    validate::times(claims.exp, claims.iat, claims.nbf, rules, now)?;
-    // ID-JAG §4.3.3: the ID token was issued to this client (the agent) at that IdP.
-    let expected_aud = aud_for(idp).ok_or(Rejection::Audience)?;
-    let aud = claims.aud.as_ref().ok_or(Rejection::Audience)?;
-    if !aud.values().contains(&expected_aud) {
-        return Err(Rejection::Audience);
-    }
-    // OIDC Core §3.1.3.7: with several audiences, azp must name this client.
-    if aud.values().len() > 1 && claims.azp.as_deref() != Some(expected_aud.as_str()) {
-        return Err(Rejection::ClientMismatch);
-    }
-    if let Some(max_age) = idp.max_age {
-        let auth_time = claims
-            .auth_time
-            .map(|t| t.secs())
-            .ok_or(Rejection::AuthTooOld {
-                max_age: max_age.as_secs(),
-            })?;
-        if now
-            > auth_time
-                .saturating_add(max_age.as_secs())
-                .saturating_add(b.settings.leeway)
-        {
-            return Err(Rejection::AuthTooOld {
-                max_age: max_age.as_secs(),
-            });
-        }
-    }
-    let str_claim = |name: &str| {
-        claims
-            .other
-            .get(name)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let raw_sub = claims
-        .sub
-        .clone()
-        .filter(|s| !s.is_empty())
-        .ok_or(Rejection::Subject)?;
-    let sub = if idp.subject_claim == "sub" {
-        Some(raw_sub.clone())
-    } else {
-        str_claim(&idp.subject_claim)
-    };
-    let sub = sub.filter(|s| !s.is_empty()).ok_or(Rejection::Subject)?;
-    let groups = match claims.other.get(&idp.groups_claim) {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        Some(Value::String(s)) => vec![s.clone()],
-        _ => Vec::new(),
-    };
-    let mut names = vec![sub.clone(), raw_sub];
-    names.extend(str_claim("email"));
-    names.extend(str_claim("preferred_username"));
-    Ok(Subject {
-        human: Human { sub, names, groups },
-        claims,
-    })
-}
-
-/// The resource the ID-JAG is for: the named one, which the audience must govern, or the
-/// only resource of that audience the agent has a grant for.
-fn pick_resource<'p>(
-    active: &'p ActivePolicy,
-    p: &Params<'_>,
-    client: &Client<'_>,
-) -> Result<&'p Resource, Rejection> {
-    let policy = &active.policy;
-    if !policy
-        .resources()
-        .iter()
-        .any(|r| r.authorization_server == p.audience)
-    {
-        return Err(Rejection::Target("unknown audience"));
-    }
-    let named = p.resource.or_else(|| {
-        p.details.as_ref().and_then(|d| {
-            d.iter()
-                .flat_map(|x| x.locations.iter())
-                .find(|l| policy.resource(l).is_some())
-                .map(String::as_str)
-        })
-    });
-    match named {
-        Some(uri) => {
-            let r = policy
-                .resource(uri)
-                .ok_or(Rejection::Target("unknown resource"))?;
-            if r.authorization_server != p.audience {
-                return Err(Rejection::Target(
-                    "resource is not governed by the audience",
-                ));
-            }
-            Ok(r)
-        }
-        None => {
-            let mut candidates = policy.resources().iter().filter(|r| {
-                r.authorization_server == p.audience
-                    && (client.agent.grants.iter().any(|g| g.resource == r.uri)
-                        || policy
-                            .channels()
-                            .iter()
-                            .any(|c| c.grants_for(&client.agent.id).any(|g| g.resource == r.uri)))
-            });
-            match (candidates.next(), candidates.next()) {
-                (Some(r), None) => Ok(r),
-                _ => Err(Rejection::Target("name the resource")),
-            }
-        }
-    }
+    let expected_aud = aud_for(idp);
+    let human = plan::check_id_token(
+        &claims,
+        idp,
+        expected_aud.as_deref(),
+        b.settings.leeway,
+        now,
+    )?;
+    Ok(Subject { human, claims })
 }
 
 /// Handle a token-exchange request from an authenticated client.
@@ -405,7 +286,8 @@ pub async fn handle(
         .await
         .map_err(|r| trail.deny(&r, reject))?;
     trail.human = Some(subject.human.sub.clone());
-    let resource = pick_resource(active, &params, &client).map_err(|r| trail.deny(&r, reject))?;
+    let resource = plan::pick_resource(&active.policy, &params, client.agent)
+        .map_err(|r| trail.deny(&r, reject))?;
     trail.resource = Some(resource.uri.clone());
     let detail_actions: Option<Vec<&str>> = params.details.as_ref().map(|ds| {
         ds.iter()
