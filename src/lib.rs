@@ -54,6 +54,7 @@ pub mod core;
 pub mod crypto;
 pub mod dev;
 #[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 pub mod grants;
 pub mod http;

@@ -2,7 +2,7 @@
 //! `jti` single use and server nonces through the store.
 
 use serde::Deserialize;
-use serde_json::Value;
+
 use sha2::{Digest, Sha256};
 
 use super::verify::{self, VerifyKey};
@@ -145,15 +145,11 @@ pub fn validate(
     })
 }
 
-/// The proof key's public JWK as a JSON value (for tests and logs).
-pub fn public_key(proof: &str) -> Option<Value> {
-    verify::parse(proof).ok()?.header.jwk.map(Value::Object)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use josekit::jwk::KeyPair as _;
+    use serde_json::Value;
 
     const NOW: UnixTime = 1_800_000_000;
     const URI: &str = "https://as.example/as/token";

@@ -69,11 +69,6 @@ impl PolicyErrors {
     pub fn iter(&self) -> std::slice::Iter<'_, PolicyError> {
         self.errors.iter()
     }
-
-    /// Takes the errors out.
-    pub fn into_vec(self) -> Vec<PolicyError> {
-        self.errors
-    }
 }
 
 impl fmt::Display for PolicyErrors {

@@ -10,6 +10,7 @@
 //! Every operation that decides something — first use of a `jti`, taking a single-use
 //! approval — is one atomic step inside the backend, never a read followed by a write.
 
+#[cfg(any(test, feature = "testing"))]
 pub mod contract;
 pub mod embedded;
 mod journal;
