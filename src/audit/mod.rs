@@ -15,15 +15,107 @@ use serde::Serialize;
 use crate::clock::UnixTime;
 use crate::store::Store;
 
+/// Declares a closed set of audit words: each variant with the exact text the record
+/// carries (stable: exports, SIEM rules and `audit verify` read it).
+macro_rules! words {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident => $s:literal,)+ }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vm])* $v,)+ }
+
+        impl $name {
+            /// Every value.
+            pub const ALL: &'static [Self] = &[$(Self::$v,)+];
+
+            /// The text in the record.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s,)+ }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+words! {
+    /// What happened: a token leg, or a change by a person or an agent.
+    Event {
+        /// The RFC 8693 leg at the IdP role.
+        TokenExchange => "token_exchange",
+        /// The RFC 7523 leg at the resource-AS role.
+        JwtBearer => "jwt_bearer",
+        /// A token revoked by the agent holding it (RFC 7009).
+        Revocation => "revocation",
+        /// An agent's access request filed or decided.
+        AccessRequest => "access_request",
+        /// A runtime grant added or withdrawn.
+        GrantChange => "grant_change",
+        /// A kill switch pulled or lifted by an admin.
+        Admin => "admin",
+        /// A just-in-time approval decided.
+        Approval => "approval",
+    }
+}
+
+words! {
+    /// What was decided.
+    Decision {
+        /// A token was issued.
+        Issued => "issued",
+        /// A token request was refused.
+        Denied => "denied",
+        /// A just-in-time approval was asked for.
+        ApprovalRequested => "approval_requested",
+        /// An approver approved.
+        ApprovalGranted => "approval_granted",
+        /// An approver denied.
+        ApprovalDenied => "approval_denied",
+        /// A token was revoked by its holder.
+        Revoked => "revoked",
+        /// An access request was filed.
+        AccessRequestFiled => "access_request_filed",
+        /// An access request was approved.
+        AccessRequestApproved => "access_request_approved",
+        /// An access request was denied.
+        AccessRequestDenied => "access_request_denied",
+        /// A runtime grant extended a channel grant.
+        RuntimeGrantExtended => "runtime_grant_extended",
+        /// A runtime grant narrowed a channel grant.
+        RuntimeGrantNarrowed => "runtime_grant_narrowed",
+        /// A runtime grant was withdrawn.
+        RuntimeGrantWithdrawn => "runtime_grant_withdrawn",
+        /// An agent was disabled (kill switch).
+        AgentDisabled => "agent_disabled",
+        /// A disabled agent was enabled again.
+        AgentEnabled => "agent_enabled",
+        /// An agent's grant in a channel was withdrawn.
+        ChannelGrantWithdrawn => "channel_grant_withdrawn",
+        /// A withdrawn channel grant was restored.
+        ChannelGrantRestored => "channel_grant_restored",
+        /// An admin revoked a token.
+        TokenRevoked => "token_revoked",
+    }
+}
+
 /// One decision.
 #[derive(Debug, Clone, Serialize)]
 pub struct Record<'a> {
     /// When.
     pub at: UnixTime,
-    /// What kind of event (`token_exchange`, `jwt_bearer`, …).
-    pub event: &'static str,
-    /// `issued` or `denied` (or, for the control plane, `approval_requested`, `approved`, …).
-    pub decision: &'static str,
+    /// What kind of event.
+    pub event: Event,
+    /// What was decided.
+    pub decision: Decision,
     /// The human the agent acts for, if known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub human: Option<&'a str>,
@@ -75,12 +167,33 @@ pub fn hex(hash: &[u8; 32]) -> String {
 mod tests {
     use super::*;
 
+    /// The words are distinct snake_case texts, and serialize as those texts.
+    #[test]
+    fn audit_words_are_distinct_snake_case() {
+        let texts: Vec<&str> = Event::ALL
+            .iter()
+            .map(|e| e.as_str())
+            .chain(Decision::ALL.iter().map(|d| d.as_str()))
+            .collect();
+        for t in &texts {
+            assert!(t.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{t}");
+        }
+        let mut d: Vec<&str> = Decision::ALL.iter().map(|d| d.as_str()).collect();
+        d.sort_unstable();
+        d.dedup();
+        assert_eq!(d.len(), Decision::ALL.len());
+        assert_eq!(
+            serde_json::to_value(Decision::AgentDisabled).ok(),
+            Some(serde_json::json!("agent_disabled"))
+        );
+    }
+
     #[test]
     fn record_without_optional_fields_omits_them() {
         let r = Record {
             at: 1,
-            event: "token_exchange",
-            decision: "denied",
+            event: Event::TokenExchange,
+            decision: Decision::Denied,
             human: None,
             agent: Some("bot"),
             channel: None,
@@ -107,8 +220,8 @@ mod tests {
         let actions = vec!["merge".to_owned()];
         let r = Record {
             at: 1,
-            event: "jwt_bearer",
-            decision: "issued",
+            event: Event::JwtBearer,
+            decision: Decision::Issued,
             human: Some("alice"),
             agent: Some("bot"),
             channel: Some("eng"),

@@ -132,19 +132,22 @@ pub async fn list(b: &GrantCx, now: UnixTime) -> Result<Vec<AccessRequest>, OAut
 pub async fn record(
     b: &GrantCx,
     r: &AccessRequest,
-    decision: &'static str,
+    decision: audit::Decision,
     by: Option<&str>,
     now: UnixTime,
 ) -> Result<(), OAuthError> {
     let reason = match (&r.decision_reason, decision) {
-        (Some(d), "access_request_approved" | "access_request_denied") => format!("{}: {d}", r.id),
+        (
+            Some(d),
+            audit::Decision::AccessRequestApproved | audit::Decision::AccessRequestDenied,
+        ) => format!("{}: {d}", r.id),
         _ => format!("{}: {}", r.id, r.reason),
     };
     audit::write(
         b.store.as_ref(),
         &audit::Record {
             at: now,
-            event: "access_request",
+            event: audit::Event::AccessRequest,
             decision,
             human: Some(&r.owner),
             agent: Some(&r.agent),
@@ -163,12 +166,12 @@ pub async fn record(
 }
 
 /// Tell the owner's webhook, if configured: in the background, best effort, never blocking.
-pub fn notify(b: &GrantCx, event: &'static str, r: &AccessRequest) {
+pub fn notify(b: &GrantCx, event: audit::Decision, r: &AccessRequest) {
     let Some(url) = b.settings.access.webhook_url.clone() else {
         return;
     };
     let body = json!({ "event": event, "owner": r.owner, "access_request": r.to_json() });
-    crate::notify::post_json(url, event, body);
+    crate::notify::post_json(url, event.as_str(), body);
 }
 
 /// What an agent asks for (a form or a JSON body, read by the HTTP layer).
@@ -252,8 +255,8 @@ pub async fn file(
         grant_expires_at: None,
     };
     save(b, &r).await?;
-    record(b, &r, "access_request_filed", None, now).await?;
-    notify(b, "access_request_filed", &r);
+    record(b, &r, audit::Decision::AccessRequestFiled, None, now).await?;
+    notify(b, audit::Decision::AccessRequestFiled, &r);
     tracing::info!(request = %r.id, agent = %r.agent, "access request filed");
     let mut v = r.to_json();
     v["status_uri"] = format!("{}/access-requests/{}", iss.settings.issuer, r.id).into();

@@ -234,7 +234,7 @@ fn server_error(e: &dyn std::fmt::Display) -> OAuthError {
 pub(crate) struct Trail<'a> {
     b: &'a GrantCx,
     iss: &'a IssuerRuntime,
-    event: &'static str,
+    event: audit::Event,
     agent: &'a str,
     now: UnixTime,
     pub(crate) human: Option<String>,
@@ -248,7 +248,7 @@ impl<'a> Trail<'a> {
     pub(crate) fn new(
         b: &'a GrantCx,
         iss: &'a IssuerRuntime,
-        event: &'static str,
+        event: audit::Event,
         agent: &'a str,
         now: UnixTime,
         channel: Option<String>,
@@ -268,7 +268,7 @@ impl<'a> Trail<'a> {
 
     fn record<'r>(
         &'r self,
-        decision: &'static str,
+        decision: audit::Decision,
         actions: &'r [String],
         reason: &'r str,
         token_id: Option<&'r str>,
@@ -294,8 +294,10 @@ impl<'a> Trail<'a> {
     /// response) and map it to the wire.
     pub(crate) fn deny(&self, r: &Rejection, map: fn(&Rejection) -> OAuthError) -> OAuthError {
         let reason = r.to_string();
-        tracing::info!(event = self.event, agent = %self.agent, reason = %reason, "token request denied");
-        if let Ok(bytes) = serde_json::to_vec(&self.record("denied", &[], &reason, None)) {
+        tracing::info!(event = self.event.as_str(), agent = %self.agent, reason = %reason, "token request denied");
+        if let Ok(bytes) =
+            serde_json::to_vec(&self.record(audit::Decision::Denied, &[], &reason, None))
+        {
             let store = self.b.store.clone();
             tokio::spawn(async move {
                 if let Err(e) = store.append_audit(bytes).await {
@@ -310,7 +312,7 @@ impl<'a> Trail<'a> {
     /// A failed write is logged; the caller's response does not depend on it.
     pub(crate) async fn record_decision(
         &self,
-        decision: &'static str,
+        decision: audit::Decision,
         actions: &[String],
         reason: &str,
     ) {
@@ -320,7 +322,7 @@ impl<'a> Trail<'a> {
         )
         .await
         {
-            tracing::warn!(error = %e, decision, "audit write failed");
+            tracing::warn!(error = %e, decision = decision.as_str(), "audit write failed");
         }
     }
 
@@ -335,8 +337,9 @@ impl<'a> Trail<'a> {
         jti: &str,
         reason: &str,
     ) -> Result<bool, OAuthError> {
-        let body = serde_json::to_vec(&self.record("issued", actions, reason, Some(jti)))
-            .map_err(|e| server_error(&e))?;
+        let body =
+            serde_json::to_vec(&self.record(audit::Decision::Issued, actions, reason, Some(jti)))
+                .map_err(|e| server_error(&e))?;
         match self
             .b
             .store
@@ -364,7 +367,7 @@ impl<'a> Trail<'a> {
     ) -> Result<(), OAuthError> {
         audit::write(
             self.b.store.as_ref(),
-            &self.record("issued", actions, reason, Some(jti)),
+            &self.record(audit::Decision::Issued, actions, reason, Some(jti)),
         )
         .await
         .map_err(|e| {
@@ -379,7 +382,7 @@ impl<'a> Trail<'a> {
     /// one log line then carries them, instead of a second event per request.
     fn log_issued(&self, jti: &str) {
         let span = tracing::Span::current();
-        span.record("grant", self.event);
+        span.record("grant", self.event.as_str());
         span.record("agent", self.agent);
         if let Some(r) = &self.resource {
             span.record("resource", r.as_str());

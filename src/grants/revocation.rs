@@ -104,8 +104,8 @@ async fn answer(
         b.store.as_ref(),
         &audit::Record {
             at: now,
-            event: "revocation",
-            decision: "revoked",
+            event: audit::Event::Revocation,
+            decision: audit::Decision::Revoked,
             human: Some(&claims.sub),
             agent: Some(claims.agent()),
             channel: claims.channel.as_deref(),

@@ -155,11 +155,11 @@ pub async fn create(
     };
     super::save_record(b, RecordKind::RuntimeGrant, &r.id, &r, r.grant.expires_at).await?;
     let decision = match r.grant.effect {
-        RuntimeEffect::Extend => "runtime_grant_extended",
-        RuntimeEffect::Narrow => "runtime_grant_narrowed",
+        RuntimeEffect::Extend => audit::Decision::RuntimeGrantExtended,
+        RuntimeEffect::Narrow => audit::Decision::RuntimeGrantNarrowed,
     };
     record(b, &r, decision, new.by, now).await?;
-    tracing::info!(grant = %r.id, agent = %r.agent, by = %new.by, decision, "runtime grant added");
+    tracing::info!(grant = %r.id, agent = %r.agent, by = %new.by, decision = decision.as_str(), "runtime grant added");
     Ok(r)
 }
 
@@ -187,7 +187,7 @@ pub async fn withdraw(
     {
         return Ok(None);
     }
-    record(b, &r, "runtime_grant_withdrawn", by, now).await?;
+    record(b, &r, audit::Decision::RuntimeGrantWithdrawn, by, now).await?;
     tracing::info!(grant = %r.id, agent = %r.agent, by, "runtime grant withdrawn");
     Ok(Some(r))
 }
@@ -195,7 +195,7 @@ pub async fn withdraw(
 async fn record(
     b: &GrantCx,
     r: &RuntimeGrantRecord,
-    decision: &'static str,
+    decision: audit::Decision,
     by: &str,
     now: UnixTime,
 ) -> Result<(), OAuthError> {
@@ -207,7 +207,7 @@ async fn record(
         b.store.as_ref(),
         &audit::Record {
             at: now,
-            event: "grant_change",
+            event: audit::Event::GrantChange,
             decision,
             human: Some(by),
             agent: Some(&r.agent),

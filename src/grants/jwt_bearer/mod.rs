@@ -183,7 +183,14 @@ pub async fn handle(
     form: &FormParams,
     now: UnixTime,
 ) -> Result<super::Answer, OAuthError> {
-    let mut trail = super::Trail::new(b, me, "jwt_bearer", &client.agent.id, now, None);
+    let mut trail = super::Trail::new(
+        b,
+        me,
+        crate::audit::Event::JwtBearer,
+        &client.agent.id,
+        now,
+        None,
+    );
     let params = Params::parse(form).map_err(|r| trail.deny(&r, reject))?;
     if client.agent.dpop_bound_access_tokens && proof.is_none() {
         return Err(trail.deny(&Rejection::Request("this client must use DPoP"), reject));

@@ -280,7 +280,14 @@ pub async fn handle(
     now: UnixTime,
 ) -> Result<super::Answer, OAuthError> {
     let channel = form.one("channel").ok().flatten().map(str::to_owned);
-    let mut trail = super::Trail::new(b, iss, "token_exchange", &client.agent.id, now, channel);
+    let mut trail = super::Trail::new(
+        b,
+        iss,
+        crate::audit::Event::TokenExchange,
+        &client.agent.id,
+        now,
+        channel,
+    );
     let params = Params::parse(form).map_err(|r| trail.deny(&r, reject))?;
     let subject = verify_subject(b, active, &client, params.subject_token, now)
         .await
@@ -372,7 +379,7 @@ pub async fn handle(
         .await?;
         trail
             .record_decision(
-                "approval_requested",
+                crate::audit::Decision::ApprovalRequested,
                 &decision.needs_approval,
                 "action needs a human's approval",
             )

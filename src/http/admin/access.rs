@@ -153,14 +153,14 @@ pub(super) async fn decide_access_request(
         r.runtime_grant = Some(made.id);
         r.grant_expires_at = Some(expires_at);
         r.expires_at = r.expires_at.max(expires_at);
-        "access_request_approved"
+        audit::Decision::AccessRequestApproved
     } else {
         r.status = access_request::Status::Denied;
-        "access_request_denied"
+        audit::Decision::AccessRequestDenied
     };
     access_request::save(&b, &r).await?;
     access_request::record(&b, &r, event, Some(&op.sub), now).await?;
     access_request::notify(&b, event, &r);
-    tracing::info!(request = %r.id, by = %op.sub, event, "access request decided");
+    tracing::info!(request = %r.id, by = %op.sub, event = event.as_str(), "access request decided");
     Ok(ok(r.to_json()))
 }

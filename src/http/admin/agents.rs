@@ -99,7 +99,7 @@ pub(super) async fn apply(
     b: &Broker,
     op: &Operator,
     r: Revocation,
-    event: &'static str,
+    event: audit::Decision,
     agent: Option<&str>,
     channel: Option<&str>,
     reason: &str,
@@ -111,7 +111,7 @@ pub(super) async fn apply(
         b.store.as_ref(),
         &audit::Record {
             at: now,
-            event: "admin",
+            event: audit::Event::Admin,
             decision: event,
             human: Some(&op.sub),
             agent,
@@ -130,9 +130,9 @@ pub(super) async fn apply(
     )
     .await
     .map_err(|e| unavailable(&e))?;
-    tracing::info!(by = %op.sub, event, ?subject, "control-plane change");
+    tracing::info!(by = %op.sub, event = event.as_str(), ?subject, "control-plane change");
     Ok(ok(
-        json!({ "ok": true, "event": event, "subject": subject, "at": now }),
+        json!({ "ok": true, "event": event.as_str(), "subject": subject, "at": now }),
     ))
 }
 
@@ -166,7 +166,16 @@ pub(super) async fn disable(
         by: op.sub.clone(),
         reason: reason.clone(),
     };
-    apply(&b, &op, r, "agent_disabled", Some(&id), None, &reason).await
+    apply(
+        &b,
+        &op,
+        r,
+        audit::Decision::AgentDisabled,
+        Some(&id),
+        None,
+        &reason,
+    )
+    .await
 }
 
 pub(super) async fn enable(
@@ -192,7 +201,16 @@ pub(super) async fn enable(
         by: op.sub.clone(),
         reason: reason.clone(),
     };
-    apply(&b, &op, r, "agent_enabled", Some(&id), None, &reason).await
+    apply(
+        &b,
+        &op,
+        r,
+        audit::Decision::AgentEnabled,
+        Some(&id),
+        None,
+        &reason,
+    )
+    .await
 }
 
 pub(super) async fn withdraw(
@@ -231,10 +249,14 @@ pub(super) async fn channel_grant(
     }
     let now = b.clock.now();
     let (event, until, default_reason) = if withdraw {
-        ("channel_grant_withdrawn", None, "withdrawn by an admin")
+        (
+            audit::Decision::ChannelGrantWithdrawn,
+            None,
+            "withdrawn by an admin",
+        )
     } else {
         (
-            "channel_grant_restored",
+            audit::Decision::ChannelGrantRestored,
             Some(now + max_token_life(&b)),
             "restored by an admin",
         )
@@ -292,7 +314,16 @@ pub(super) async fn revoke_token(
         by: op.sub.clone(),
         reason: reason.clone(),
     };
-    apply(&b, &op, r, "token_revoked", agent.as_deref(), None, &reason).await
+    apply(
+        &b,
+        &op,
+        r,
+        audit::Decision::TokenRevoked,
+        agent.as_deref(),
+        None,
+        &reason,
+    )
+    .await
 }
 
 pub(super) async fn revocations(

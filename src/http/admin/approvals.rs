@@ -92,9 +92,9 @@ pub(super) async fn decide_approval(
     };
     let r = approval::decide(&b, &id, &verdict, now).await?;
     let event = if approve {
-        "approval_granted"
+        audit::Decision::ApprovalGranted
     } else {
-        "approval_denied"
+        audit::Decision::ApprovalDenied
     };
     let reason = format!(
         "{event} by {}{}",
@@ -105,7 +105,7 @@ pub(super) async fn decide_approval(
         b.store.as_ref(),
         &audit::Record {
             at: now,
-            event: "approval",
+            event: audit::Event::Approval,
             decision: event,
             human: Some(&r.human),
             agent: Some(&r.agent),
@@ -121,6 +121,6 @@ pub(super) async fn decide_approval(
     )
     .await
     .map_err(|e| unavailable(&e))?;
-    tracing::info!(approval = %r.id, by = %op.sub, event, "approval decided");
+    tracing::info!(approval = %r.id, by = %op.sub, event = event.as_str(), "approval decided");
     Ok(ok(approval_json(&r, now)))
 }
