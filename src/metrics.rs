@@ -80,6 +80,8 @@ pub struct Metrics {
     buckets: Vec<AtomicU64>,
     sum_us: Vec<AtomicU64>,
     count: Vec<AtomicU64>,
+    /// Audit records of refusals not written because too many were already queued.
+    pub denial_audit_dropped: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -91,6 +93,7 @@ impl Default for Metrics {
             buckets: mk(n * BUCKETS_US.len()),
             sum_us: mk(n),
             count: mk(n),
+            denial_audit_dropped: AtomicU64::new(0),
         }
     }
 }
@@ -138,6 +141,13 @@ impl Metrics {
                 }
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP lanyard_denial_audit_dropped_total Refusal audit records dropped: too many queued.\n\
+             # TYPE lanyard_denial_audit_dropped_total counter\n\
+             lanyard_denial_audit_dropped_total {}",
+            self.denial_audit_dropped.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP lanyard_http_request_duration_seconds Request latency by endpoint.\n");
         out.push_str("# TYPE lanyard_http_request_duration_seconds histogram\n");
         for (ei, (_, en)) in ENDPOINTS.iter().enumerate() {

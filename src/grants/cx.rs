@@ -97,6 +97,11 @@ impl ActivePolicy {
     }
 }
 
+/// Most refusal audit records queued at once; beyond, they are dropped and counted
+/// (`lanyard_denial_audit_dropped_total`). Issuance never depends on this: an issued token's
+/// record is written before the token is signed.
+pub const MAX_QUEUED_DENIAL_WRITES: usize = 4096;
+
 /// One issuer (trust domain) served by this process.
 pub struct IssuerRuntime {
     /// Its settings.
@@ -123,6 +128,9 @@ pub struct GrantCx {
     pub limiter: Limiter,
     /// Counters rendered at `/metrics`.
     pub metrics: Metrics,
+    /// Room for refusal audit records written in the background (see `Trail::deny`): a
+    /// flood of bad requests cannot queue unbounded work behind the store.
+    pub denial_writes: Arc<tokio::sync::Semaphore>,
     idp: Option<IssuerRuntime>,
     ras: Option<IssuerRuntime>,
 }
@@ -142,6 +150,7 @@ impl GrantCx {
         Self {
             limiter: Limiter::new(&settings.limits),
             metrics: Metrics::default(),
+            denial_writes: Arc::new(tokio::sync::Semaphore::new(MAX_QUEUED_DENIAL_WRITES)),
             settings,
             clock,
             store,

@@ -298,12 +298,31 @@ impl<'a> Trail<'a> {
         if let Ok(bytes) =
             serde_json::to_vec(&self.record(audit::Decision::Denied, &[], &reason, None))
         {
-            let store = self.b.store.clone();
-            tokio::spawn(async move {
-                if let Err(e) = store.append_audit(bytes).await {
-                    tracing::warn!(error = %e, "audit write of a denial failed");
+            match self.b.denial_writes.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let store = self.b.store.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = store.append_audit(bytes).await {
+                            tracing::warn!(error = %e, "audit write of a denial failed");
+                        }
+                        drop(permit);
+                    });
                 }
-            });
+                Err(_) => {
+                    let n = self
+                        .b
+                        .metrics
+                        .denial_audit_dropped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    // One line per thousand, not one per dropped record.
+                    if n % 1000 == 0 {
+                        tracing::warn!(
+                            dropped = n + 1,
+                            "refusal audit records dropped: too many queued"
+                        );
+                    }
+                }
+            }
         }
         map(r)
     }

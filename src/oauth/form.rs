@@ -139,6 +139,7 @@ impl FormParams {
     }
 
     /// Every kept pair, in body order (for the fuzz invariants).
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn pairs(&self) -> &[(String, String)] {
         &self.pairs
     }

@@ -1,6 +1,6 @@
 //! Runtime state: replay marks, revocations, approvals and other records, the audit chain.
 //!
-//! [`Store`] is the one contract every backend honours; [`contract`] is the test suite that
+//! [`Store`] is the one contract every backend honours; `contract` (feature `testing`) is the suite that
 //! proves it, run against each backend. The default backend is [`embedded::EmbeddedStore`], a
 //! durable file store on this node (redb with a write-ahead journal): a response that depends
 //! on a write is sent only after that write is on disk, and requests that arrive together
@@ -172,7 +172,7 @@ pub enum StoreError {
     InUse(String),
 }
 
-/// The state contract. See [`contract`] for the executable version.
+/// The state contract. `store::contract` (feature `testing`) is its executable version.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Record `key` until `expires_at` if it is not already recorded (or has expired by
