@@ -62,7 +62,19 @@ impl Principal {
     }
 }
 
-/// Check verified claims against `expected` at `now`.
+/// Check verified claims against `expected` at `now` (RFC 9068 §4, in the order a resource
+/// server reports refusals):
+/// - `iss` is lanyard's resource-AS issuer, byte for byte (a token of the IdP role, or of any
+///   other issuer sharing the keys, is not an access token here);
+/// - `aud` names exactly this resource (lanyard mints one audience per token, so a token with
+///   several is not one of lanyard's);
+/// - `exp`, `iat` and `nbf` within the leeway, the lifetime within the issuer's ceiling;
+/// - `jti`, `sub`, `client_id` and `act` present, `act.sub` naming the agent principal that
+///   revocations use;
+/// - the actions from `scope` and `lanyard_action` details for this resource, which the
+///   resource server then matches to the operation it is asked for.
+///
+/// The signature and `typ` (`at+jwt`, RFC 9068 §2.1) are the verifier's, checked before.
 pub fn check(
     c: AccessTokenIn,
     expected: &Expected<'_>,
@@ -158,6 +170,7 @@ mod tests {
         max_lifetime: 3600,
     };
 
+    /// The claims of a valid access token for `bot` acting for alice on the test resource.
     fn claims() -> serde_json::Value {
         json!({
             "iss": ISS, "sub": "alice", "aud": RS, "client_id": "triage-bot",
@@ -171,22 +184,27 @@ mod tests {
         })
     }
 
+    /// Check `v` as the resource server would at `NOW`.
     fn run(v: serde_json::Value) -> Result<Principal, Rejection> {
         check(serde_json::from_value(v).unwrap(), &EXPECTED, NOW)
     }
 
+    /// The valid claims with `k` set to `v`.
     fn with(k: &str, v: serde_json::Value) -> serde_json::Value {
         let mut c = claims();
         c[k] = v;
         c
     }
 
+    /// The valid claims without `k`.
     fn without(k: &str) -> serde_json::Value {
         let mut c = claims();
         c.as_object_mut().unwrap().remove(k);
         c
     }
 
+    /// RFC 9068 §4 (checklist J106): a valid access token names the human (`sub`), the agent
+    /// (`client_id`, `act`), the channel and the actions a resource server may allow.
     #[test]
     fn valid_token_yields_human_agent_channel_and_actions() {
         let p = run(claims()).unwrap();
@@ -202,6 +220,7 @@ mod tests {
     }
 
     /// RFC 9068 §4 and checklist J107, one row per rule.
+    /// RFC 9068 §4: what a resource server refuses, one row per claim rule.
     #[test]
     fn rejections_table() {
         let rows: Vec<(&str, serde_json::Value, Rejection)> = vec![
@@ -281,17 +300,20 @@ mod tests {
         }
     }
 
+    /// The same leeway as at the token endpoint: an `exp` a few seconds past still verifies.
     #[test]
     fn exp_within_leeway_is_accepted() {
         assert!(run(with("exp", json!(NOW - 30))).is_ok());
     }
 
+    /// RFC 9449 §6.1: a DPoP-bound token reports `cnf.jkt`, for the proof check that follows.
     #[test]
     fn bound_token_reports_its_thumbprint() {
         let p = run(with("cnf", json!({"jkt": "abc"}))).unwrap();
         assert_eq!(p.jkt.as_deref(), Some("abc"));
     }
 
+    /// RFC 8693 §4.1: a nested actor chain reaches the resource server whole.
     #[test]
     fn nested_actor_is_kept() {
         let p = run(with(

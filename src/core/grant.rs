@@ -28,6 +28,12 @@ use crate::policy::{Agent, Channel, HumanMatch, Policy, Resource};
 use super::Rejection;
 
 /// The human a request acts for, as the trusted IdP asserted them.
+///
+/// Built once per request from a verified ID token (the subject mapped per IdP, the groups
+/// from the IdP's groups claim), and used for both sides of the rules that concern people:
+/// the entitlement half of the intersection, a channel's member group, and who may decide
+/// an approval (every name counts, so that the four-eyes rule cannot be dodged by signing
+/// in under another of one's own identifiers).
 #[derive(Debug, Clone, Default)]
 pub struct Human {
     /// The subject the resource AS knows (after the per-IdP mapping).
@@ -49,6 +55,9 @@ impl Human {
 }
 
 /// What is asked for on one resource.
+///
+/// `None` and an empty list differ: `scope` absent asks for whatever the grant allows, an
+/// explicit empty set asks for nothing (and so gets `invalid_scope`).
 #[derive(Debug, Clone, Default)]
 pub struct Asked<'a> {
     /// The channel named by the request; `None` = the agent's direct grants.
@@ -89,6 +98,9 @@ pub struct RuntimeGrant {
 }
 
 impl RuntimeGrant {
+    /// Whether it is in force for `channel` and `resource` at `now`. Its end is exclusive,
+    /// like a token's `exp` without leeway: a runtime grant is the store's own record, no
+    /// other clock is involved, so no skew needs forgiving.
     fn applies(&self, channel: &str, resource: &str, now: UnixTime) -> bool {
         self.channel == channel && self.resource == resource && now < self.expires_at
     }
@@ -108,6 +120,12 @@ pub struct ChannelActions<'p> {
 /// The actions the file's channel grants give `agent` in `ch` on `resource` at `now`, with
 /// its runtime grants applied (see the module documentation for the rule). Never an action
 /// that no grant of the file names for that agent, channel and resource.
+///
+/// Both legs call this one function, so that a runtime grant made at one replica means the
+/// same at the IdP role and at the resource AS. An expired file grant contributes only the
+/// actions a live `extend` names; every live `narrow` must name an action for it to stay;
+/// approval marks and approvers are collected from every file grant the action came
+/// through, expired or not (an approval requirement is never lifted by a runtime grant).
 pub fn channel_actions<'p>(
     ch: &'p Channel,
     agent: &str,
@@ -170,7 +188,26 @@ pub struct Decision {
     pub explicit: bool,
 }
 
-/// Decide what `agent`, acting for `human`, gets on `resource`.
+/// Decide what `agent`, acting for `human`, gets on `resource` at the IdP role (the token
+/// exchange leg, ID-JAG §4.3.3): the ID-JAG can never carry more than this.
+///
+/// The order of the steps is the order of the reasons a refusal gives:
+/// 1. the agent's side — its grants in the named channel (a channel that restricts members
+///    to a group refuses a human outside it before anything else: the channel is asserted
+///    by the agent's platform, and this bounds what a false channel could win), or its
+///    direct grants without a channel;
+/// 2. the human's side — the entitlements their groups give on this resource;
+/// 3. the request — `scope` and `authorization_details` only narrow (RFC 6749 §3.3: the
+///    server may grant less than asked and says so in `scope`);
+/// 4. the `never` list removes what no grant may give;
+/// 5. actions marked for just-in-time approval are held back unless this very request
+///    carries an approval for them.
+///
+/// When the agent's and the human's sides leave nothing, the answer is `access_denied`
+/// whatever was asked (checklist D52); when only the request's narrowing leaves nothing, it
+/// is `invalid_scope` (D48), or `invalid_authorization_details` when only details named
+/// actions. Actions held back for approval are not a refusal: the grant handler turns them
+/// into a pending approval.
 pub fn decide(
     policy: &Policy,
     agent: &Agent,
@@ -352,6 +389,10 @@ mod tests {
     const NOW: UnixTime = 1_800_000_000;
     const GH: &str = "https://mcp.github.example/";
 
+    /// The policy of these tests: one resource (GH) with four actions; agent `bot` with a
+    /// direct read grant and `pull_request.merge` on its `never` list; channels `eng`
+    /// (members of `eng` only, create needs a lead's approval), `open` and `expired`; an
+    /// entitlement per group.
     fn policy() -> Policy {
         let text = format!(
             r#"
@@ -408,6 +449,7 @@ actions = ["repo.read"]
             .expect("test policy is valid")
     }
 
+    /// A human in `groups` known by `email`.
     fn human(groups: &[&str], email: &str) -> Human {
         Human {
             sub: "s".into(),
@@ -416,6 +458,7 @@ actions = ["repo.read"]
         }
     }
 
+    /// Decide at the IdP role for `bot` and the human, in `channel`, asking `scope`.
     fn run(
         h: &Human,
         channel: Option<&str>,
@@ -434,6 +477,8 @@ actions = ["repo.read"]
         decide(&p, &agent, h, &res, &asked, NOW).map(|d| d.actions)
     }
 
+    /// DESIGN point 2: effective permission = agent's grant in the channel ∩ the human's
+    /// entitlement ∩ the request.
     #[test]
     fn grant_is_intersection_of_agent_channel_and_human() {
         let alice = human(&["eng"], "alice@example.com");
@@ -454,6 +499,8 @@ actions = ["repo.read"]
 
     /// The confused deputy of the seed critique: a member of an open channel who has no
     /// entitlement on the resource gets nothing through the agent, whatever the channel allows.
+    /// The confused deputy: a member of the channel who holds no entitlement on the resource
+    /// gets nothing through the agent, whatever the agent's own grant there says.
     #[test]
     fn channel_member_without_access_gets_nothing_through_the_agent() {
         let bob = human(&["support"], "bob@example.com");
@@ -477,6 +524,8 @@ actions = ["repo.read"]
     }
 
     /// An action on the `never` list is never granted, whatever the channel and human allow.
+    /// The agent's `never` list removes an action that a channel grant, a direct grant and the
+    /// human's entitlement all allow.
     #[test]
     fn never_list_wins_over_every_grant() {
         let alice = human(&["eng"], "alice@example.com");
@@ -489,6 +538,8 @@ actions = ["repo.read"]
         assert!(!got.contains(&"pull_request.merge".to_owned()));
     }
 
+    /// DESIGN point 5: an action marked for approval is held back (and named with its
+    /// approvers) until the request carries an approval for it.
     #[test]
     fn approval_actions_are_held_back_unless_approved() {
         let alice = human(&["eng"], "alice@example.com");
@@ -513,6 +564,8 @@ actions = ["repo.read"]
         assert!(d.needs_approval.is_empty());
     }
 
+    /// A channel grant past its `expires` date, or a channel the policy does not name, gives
+    /// nothing (no fallback to the agent's direct grants).
     #[test]
     fn expired_and_unknown_channels_grant_nothing() {
         let alice = human(&["eng"], "alice@example.com");
@@ -529,6 +582,8 @@ actions = ["repo.read"]
     }
 
     /// Resource AS: requested ∩ ID-JAG ∩ own policy; a request beyond the ID-JAG is refused.
+    /// ID-JAG §4.4, RFC 7521 §4.1 (checklist F63, G89): at the resource AS the grant is the
+    /// request ∩ the ID-JAG ∩ this server's own policy for the agent.
     #[test]
     fn resource_server_grant_is_request_and_id_jag_and_policy() {
         let p = policy();
@@ -572,6 +627,8 @@ actions = ["repo.read"]
         );
     }
 
+    /// RFC 6749 §3.3 (checklist D31, D48): scope values the policy does not allow are dropped
+    /// from the grant; when nothing is left, the answer is `invalid_scope`.
     #[test]
     fn unknown_scope_values_are_dropped_but_nothing_allowed_is_invalid_scope() {
         let alice = human(&["eng"], "alice@example.com");
@@ -585,6 +642,8 @@ actions = ["repo.read"]
         );
     }
 
+    /// A runtime grant of `effect` on `actions` for `bot` in `channel` on GH, expiring at
+    /// `expires_at`.
     fn rg(
         channel: &str,
         actions: &[&str],
@@ -602,6 +661,8 @@ actions = ["repo.read"]
 
     /// Runtime grants move within the file only: a table of (runtime grants, channel, what
     /// the agent gets before the human's side).
+    /// A runtime grant never adds an action no file grant names: `extend` revives expired
+    /// file grants' actions for its lifetime, `narrow` restricts, both stop at expiry.
     #[test]
     fn runtime_grants_only_narrow_or_extend_within_the_policy_file() {
         use RuntimeEffect::{Extend, Narrow};
@@ -707,6 +768,8 @@ actions = ["repo.read"]
     }
 
     /// Both legs honour runtime grants; the human's side and the never list still bound them.
+    /// A runtime grant applies at both legs alike, and still only within what the human's own
+    /// entitlement allows.
     #[test]
     fn runtime_grant_takes_effect_in_both_legs_within_the_human_side() {
         let p = policy();

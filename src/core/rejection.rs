@@ -1,6 +1,11 @@
 //! What went wrong, independent of how a grant reports it on the wire.
 
 /// A reason to refuse. The `&'static str` details are fixed texts for logs and audit.
+///
+/// One vocabulary for both legs and the resource-server check: each grant maps it to its
+/// own wire error in an exhaustive `match` (the same malformed token is `invalid_request`
+/// where RFC 8693 says so and `invalid_grant` where RFC 7523 does), so adding a variant
+/// makes every mapping fail to compile until it has decided what the variant means there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
     /// A JWT is not a well-formed compact JWS, or its JSON is malformed.

@@ -1,4 +1,14 @@
 //! Claim checks that need only the claims, the expected values and `now`.
+//!
+//! Every JWT lanyard accepts — ID tokens, ID-JAGs, client assertions, DPoP proofs, its own
+//! access tokens at a resource server — goes through [`times`] with rules of its kind, so
+//! that a leeway or a lifetime ceiling is one decision, written once. The leeway is the
+//! operator's (`[server] leeway`, 60 s by default); it widens every bound by the same amount
+//! in the accepting direction and never more.
+//!
+//! `iat` is required wherever an issuer's clock matters to a replay window (ID-JAGs, client
+//! assertions): without it, a token's lifetime cannot be bounded from its own claims, so the
+//! check falls back to `exp − now`.
 
 use super::Rejection;
 use super::claims::NumericDate;
@@ -72,7 +82,9 @@ pub fn jti(jti: Option<&str>) -> Result<&str, Rejection> {
 mod tests {
     use super::*;
 
+    /// The fixed time of every row.
     const NOW: UnixTime = 1_800_000_000;
+    /// An ID-JAG's rules: 60 s leeway, at most 600 s of life, `iat` required.
     const RULES: TimeRules = TimeRules {
         leeway: 60,
         max_lifetime: 600,
@@ -80,6 +92,7 @@ mod tests {
         require_iat: true,
     };
 
+    /// A NumericDate of `t` seconds.
     fn d(t: u64) -> Option<NumericDate> {
         Some(NumericDate(t as f64))
     }
@@ -92,6 +105,7 @@ mod tests {
     );
 
     /// One row per rule: (exp, iat, nbf, expected).
+    /// RFC 7519 §4.1.4–4.1.6 with leeway (checklist G81–G83, C23, C25): one row per bound.
     #[test]
     fn time_rules_table() {
         let rows: &[Row] = &[
@@ -136,6 +150,8 @@ mod tests {
         }
     }
 
+    /// Client assertions (checklist C25): an `iat` more than `max_age` old is refused even
+    /// when `exp` is still ahead.
     #[test]
     fn max_age_bounds_old_iat() {
         let r = TimeRules {
@@ -150,6 +166,7 @@ mod tests {
         assert_eq!(times(d(NOW + 10), d(NOW - 359), None, r, NOW), Ok(()));
     }
 
+    /// Checklist G84: a `jti` of 1–256 characters (characters, not bytes).
     #[test]
     fn jti_bounds() {
         assert_eq!(jti(Some("a")), Ok("a"));
