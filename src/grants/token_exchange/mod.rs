@@ -12,7 +12,7 @@ use super::client_auth::Client;
 use super::cx::{ActivePolicy, GrantCx, IssuerRuntime};
 use crate::clock::UnixTime;
 use crate::core::Rejection;
-use crate::core::claims::{ActionDetail, Actor, Confirmation, IdJagClaims, IdTokenClaims};
+use crate::core::claims::{ActionDetail, Actor, Confirmation, IdTokenClaims};
 use crate::core::grant::{self, Asked, Human};
 use crate::crypto::dpop::Proof;
 use crate::crypto::{Typ, random_id, sign_jwt, verify};
@@ -404,12 +404,7 @@ pub async fn handle(
         .as_ref()
         .map(|a| (a.id.clone(), a.decided_by.clone()));
 
-    let ttl = iss
-        .settings
-        .max_token_ttl
-        .as_secs()
-        .min(client.agent.max_ttl.as_secs())
-        .min(300);
+    let ttl = plan::id_jag_ttl(iss.settings.max_token_ttl, client.agent.max_ttl);
     let jti = random_id(18).map_err(|e| super::server_error(&e))?;
     let scope = decision.actions.join(" ");
     let details = [ActionDetail {
@@ -423,29 +418,24 @@ pub async fn handle(
     };
     // ID-JAG §9.8: a DPoP proof at the exchange binds the ID-JAG to its key.
     let cnf = proof.map(|p| serde_json::to_value(Confirmation::jkt(p.jkt)).unwrap_or(Value::Null));
-    let c = &subject.claims;
-    let str_claim = |n: &str| c.other.get(n).and_then(Value::as_str);
-    let claims = IdJagClaims {
-        iss: &iss.settings.issuer,
-        sub: &subject.human.sub,
-        aud: params.audience,
-        client_id: client.agent.client_id_at(params.audience),
+    let mint = plan::Mint {
+        issuer: &iss.settings.issuer,
+        human: &subject.human,
+        agent: client.agent,
+        audience: params.audience,
         jti: &jti,
-        iat: now,
-        exp: now + ttl,
+        now,
+        ttl,
         resource: &resource.uri,
         scope: &scope,
-        authorization_details: &details,
-        act: &actor,
+        details: &details,
+        actor: &actor,
         channel: params.channel,
-        auth_time: c.auth_time.map(|t| t.secs()),
-        acr: c.acr.as_deref(),
-        amr: c.amr.as_deref(),
-        email: str_claim("email"),
-        email_verified: c.other.get("email_verified").and_then(Value::as_bool),
+        id_token: &subject.claims,
         cnf: cnf.as_ref(),
         approval: approval_claim.as_ref(),
     };
+    let claims = plan::id_jag_claims(&mint);
     let keys = iss.keys.load();
     let key = keys.active(now).ok_or_else(|| {
         tracing::error!("no active signing key");

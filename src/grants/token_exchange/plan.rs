@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::Params;
 use crate::clock::UnixTime;
 use crate::core::Rejection;
-use crate::core::claims::IdTokenClaims;
+use crate::core::claims::{ActionDetail, Actor, IdJagClaims, IdTokenClaims};
 use crate::core::grant::Human;
 use crate::core::validate::{self, TimeRules};
 use crate::policy::{Agent, Idp, Policy, Resource};
@@ -157,6 +157,79 @@ pub fn pick_resource<'p>(
                 _ => Err(Rejection::Target("name the resource")),
             }
         }
+    }
+}
+
+/// An ID-JAG's lifetime (checklist D30, E57): the issuer's and the agent's maximum, and
+/// never more than 5 minutes (ID-JAG §3.1 recommends short-lived grants; the resource AS
+/// refuses any beyond 10).
+pub fn id_jag_ttl(issuer_max: std::time::Duration, agent_max: std::time::Duration) -> u64 {
+    issuer_max.as_secs().min(agent_max.as_secs()).min(300)
+}
+
+/// What the ID-JAG will say: the decided grant, the human, the agent, and the ID token's
+/// authentication context.
+pub struct Mint<'a> {
+    /// The IdP role's issuer.
+    pub issuer: &'a str,
+    /// The verified human.
+    pub human: &'a Human,
+    /// The authenticated agent.
+    pub agent: &'a Agent,
+    /// The resource AS the ID-JAG is for (the request's `audience`).
+    pub audience: &'a str,
+    /// A fresh `jti` (≥ 128 bits of randomness; the commit makes it).
+    pub jti: &'a str,
+    /// Now.
+    pub now: UnixTime,
+    /// Its lifetime ([`id_jag_ttl`]).
+    pub ttl: u64,
+    /// The granted resource.
+    pub resource: &'a str,
+    /// The granted actions, space-separated.
+    pub scope: &'a str,
+    /// The granted actions as one `lanyard_action` detail.
+    pub details: &'a [ActionDetail],
+    /// The agent as the actor.
+    pub actor: &'a Actor,
+    /// The channel of the request.
+    pub channel: Option<&'a str>,
+    /// The subject ID token's claims (only the authentication context is copied).
+    pub id_token: &'a IdTokenClaims,
+    /// The DPoP binding, if the exchange carried a proof.
+    pub cnf: Option<&'a Value>,
+    /// The consumed just-in-time approval, if one was used.
+    pub approval: Option<&'a Value>,
+}
+
+/// The ID-JAG's claims (ID-JAG §3.1, §4.3.3; checklist E57, E59): `iss` this IdP role,
+/// `sub` the subject the resource AS knows, `aud` exactly the one resource AS, `client_id`
+/// the agent's id *at that AS*, `iat` now and `exp` within the lifetime, the granted
+/// resource and actions, the actor and channel, and `auth_time`/`acr`/`amr`/`email` copied
+/// from the ID token — never the ID token itself, a secret or a refresh token.
+pub fn id_jag_claims<'a>(m: &'a Mint<'a>) -> IdJagClaims<'a> {
+    let c = m.id_token;
+    let str_claim = |n: &str| c.other.get(n).and_then(Value::as_str);
+    IdJagClaims {
+        iss: m.issuer,
+        sub: &m.human.sub,
+        aud: m.audience,
+        client_id: m.agent.client_id_at(m.audience),
+        jti: m.jti,
+        iat: m.now,
+        exp: m.now + m.ttl,
+        resource: m.resource,
+        scope: m.scope,
+        authorization_details: m.details,
+        act: m.actor,
+        channel: m.channel,
+        auth_time: c.auth_time.map(|t| t.secs()),
+        acr: c.acr.as_deref(),
+        amr: c.amr.as_deref(),
+        email: str_claim("email"),
+        email_verified: c.other.get("email_verified").and_then(Value::as_bool),
+        cnf: m.cnf,
+        approval: m.approval,
     }
 }
 

@@ -527,3 +527,123 @@ fn decide_table() {
         assert_eq!(got.map(|d| d.actions).map_err(|e| e.kind()), want, "{line}");
     }
 }
+
+/// Checklist D30, E57, E59: what the issued ID-JAG says, and what it never carries.
+#[test]
+fn id_jag_claims_table() {
+    let p = policy();
+    let agent = p.agent("bot").expect("agent");
+    let human = check(
+        &with(
+            with(
+                with(id_token(), "auth_time", json!(NOW - 30)),
+                "acr",
+                json!("mfa"),
+            ),
+            "amr",
+            json!(["pwd", "otp"]),
+        ),
+        IDP,
+    )
+    .expect("human");
+    let token: IdTokenClaims = serde_json::from_value(with(
+        with(
+            with(id_token(), "auth_time", json!(NOW - 30)),
+            "acr",
+            json!("mfa"),
+        ),
+        "amr",
+        json!(["pwd", "otp"]),
+    ))
+    .expect("claims");
+    let details = [ActionDetail {
+        kind: urn::AUTHORIZATION_DETAILS_LANYARD_ACTION.into(),
+        actions: vec!["repo.read".into()],
+        locations: vec![GH.into()],
+    }];
+    let actor = Actor {
+        sub: "bot".into(),
+        act: None,
+    };
+    let ttl = id_jag_ttl(
+        std::time::Duration::from_secs(900),
+        std::time::Duration::from_secs(600),
+    );
+    let m = Mint {
+        issuer: "https://lanyard.example/idp",
+        human: &human,
+        agent,
+        audience: AS,
+        jti: "jti-1",
+        now: NOW,
+        ttl,
+        resource: GH,
+        scope: "repo.read",
+        details: &details,
+        actor: &actor,
+        channel: Some("slack:T1/C1"),
+        id_token: &token,
+        cnf: None,
+        approval: None,
+    };
+    let c = serde_json::to_value(id_jag_claims(&m)).expect("serializes");
+    let rows: Vec<(&str, &str, Value)> = vec![
+        (
+            "E57 iss = the IdP-role issuer",
+            "iss",
+            json!("https://lanyard.example/idp"),
+        ),
+        ("E57 sub = the subject the RAS knows", "sub", json!("alice")),
+        ("E57 aud = exactly one RAS issuer string", "aud", json!(AS)),
+        (
+            "E57 client_id = the agent's id at that RAS",
+            "client_id",
+            json!("bot"),
+        ),
+        ("E57 jti", "jti", json!("jti-1")),
+        ("E57 iat = now", "iat", json!(NOW)),
+        ("E57 exp − iat ≤ 300", "exp", json!(NOW + 300)),
+        ("E57 the granted resource", "resource", json!(GH)),
+        ("E57 the granted scope", "scope", json!("repo.read")),
+        ("E57 auth_time copied", "auth_time", json!(NOW - 30)),
+        ("E57 acr copied", "acr", json!("mfa")),
+        ("E57 amr copied", "amr", json!(["pwd", "otp"])),
+        ("the actor is the agent", "act", json!({"sub": "bot"})),
+        ("the channel", "channel", json!("slack:T1/C1")),
+    ];
+    for (line, k, want) in rows {
+        assert_eq!(c[k], want, "{line}: {c}");
+    }
+    assert_eq!(
+        c["authorization_details"][0]["actions"],
+        json!(["repo.read"]),
+        "E57 the granted authorization_details"
+    );
+    // E59: neither the subject ID token nor a secret or refresh token rides along.
+    let text = c.to_string();
+    for never in [
+        "id_token",
+        "refresh_token",
+        "client_secret",
+        "subject_token",
+        "groups",
+    ] {
+        assert!(!text.contains(never), "E59 {never} in {text}");
+    }
+    assert!(c.get("cnf").is_none() && c.get("approval").is_none(), "{c}");
+    // D30: never more than 5 minutes, nor the agent's or the issuer's maximum.
+    assert_eq!(
+        id_jag_ttl(
+            std::time::Duration::from_secs(120),
+            std::time::Duration::from_secs(600)
+        ),
+        120
+    );
+    assert_eq!(
+        id_jag_ttl(
+            std::time::Duration::from_secs(900),
+            std::time::Duration::from_secs(60)
+        ),
+        60
+    );
+}
