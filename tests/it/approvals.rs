@@ -325,7 +325,11 @@ fn decision_race(w: &World) {
 /// approval (no new record); an agent has at most 100 pending approvals in all.
 #[test]
 fn pending_approvals_are_deduplicated_and_capped_per_agent() {
-    let f = Flow::start_configured(policy, "");
+    // A hundred exchanges in a second or two: the rate limits are not what is tested here.
+    let f = Flow::start_configured(
+        policy,
+        "[limits]\nper_client = \"off\"\nper_address = \"off\"\n",
+    );
     let w = World { f };
     let first = w.ask();
     assert_eq!(w.ask(), first, "the same request names the same approval");
